@@ -1,0 +1,1 @@
+"""Exact and symbolic theory: no randomness, no imports from simulate/ or deep/."""
