@@ -1,0 +1,573 @@
+r"""Order-parameter dynamics of online SGD for normalized and plain students.
+
+Symbol map: ``gamma`` = :math:`\gamma` (scale of the normalized student, = ``Q``),
+``R`` = overlap with the teacher, ``L`` = :math:`|w|/\sqrt N` (length of the raw weight),
+``lr`` = :math:`\eta`, ``zeta`` = :math:`\zeta` (gamma decay), time :math:`t = j/N`
+(``j`` = SGD step). Integrals :math:`I_{1,2,3}` from :mod:`.integrals`.
+
+Students and loss convention
+----------------------------
+Per sample :math:`\ell = \tfrac12 (g(t) - g(s))^2 + \tfrac{\zeta}{2}\gamma^2`, teacher
+:math:`t = w^{*}\cdot x` with :math:`|w^*|^2 = N`, :math:`x \sim N(0, I/N)`.
+
+* ``"bn"`` / ``"wn"`` -- normalized student :math:`s = \gamma \sqrt N\, w\cdot x / |w|`
+  (BN read as WN + gamma decay, Luo et al. eq. 4); ``"wn"`` is ``"bn"`` at
+  :math:`\zeta = 0`. SGD (Luo et al. eq. 5) updates :math:`w` with rate :math:`\eta` and the
+  scalar :math:`\gamma` with rate :math:`\eta/N`, so that all order parameters move on
+  the time scale :math:`t = j/N` (as Luo et al. eq. 9 assume). In the limit
+  :math:`N \to \infty`:
+
+  .. math::
+
+      \frac{d\gamma}{dt} = \eta\Big(\frac{I_1}{\gamma} - \zeta\gamma\Big), \quad
+      \frac{dR}{dt} = \frac{\eta}{L^2}(\gamma I_3 - R I_1)
+                      - \frac{\eta^2 \gamma^2 R}{2 L^4} I_2, \quad
+      \frac{dL}{dt} = \frac{\eta^2 \gamma^2}{2 L^3} I_2 .
+
+  This is Luo et al. eq. (6) re-derived from eq. (5): :math:`\Delta w \perp w` gives
+  :math:`\Delta L^2 = |\Delta w|^2/N`, and :math:`\Delta(w\cdot w^*)/N = (\eta/N)(\gamma/L)
+  \delta (t - R s/\gamma)`.
+* ``"sgd"`` -- plain student :math:`s = w\cdot x`, :math:`Q^2 = |w|^2/N`; here
+  :math:`\gamma \equiv L \equiv Q` and
+
+  .. math::
+
+      \frac{dQ}{dt} = \frac{2\eta I_1 + \eta^2 I_2}{2Q}, \qquad
+      \frac{dR}{dt} = \frac{\eta I_3}{Q} - R\,\frac{2\eta I_1 + \eta^2 I_2}{2Q^2}.
+
+Fixed points and learning-rate limits (L-T1)
+--------------------------------------------
+In the small-:math:`\eta` limit (Luo et al. Prop. 1) the normalized student has the
+fixed point :math:`(\gamma_0, 1, L_0)`, :math:`L_0` arbitrary, with :math:`\gamma_0` the root
+of :math:`I_1(\gamma, 1) = \zeta\gamma^2`: :math:`\gamma_0 = 1/(2\zeta + 1)` for ReLU,
+:math:`1/(\zeta + 1)` for the linear student. Linearizing :math:`dR/dt` at that point
+(Luo et al. Prop. 2) gives
+:math:`\lambda_R = \frac{\eta\gamma_0}{2L_0^2}\,\partial_R I_2\,(\eta_{\max} - \eta_{\rm eff})` with
+
+.. math::
+
+    \eta_{\max} = \frac{\gamma_0 \partial_R I_3 - \partial_R I_1 - \zeta\gamma_0^2}
+                       {\gamma_0\, \partial_R I_2 / 2}, \qquad
+    \eta_{\rm eff} = \frac{\eta \gamma_0}{L_0^2},
+
+which reduces to WN's :math:`\partial_R(I_3 - I_1)/(\partial_R I_2/2)`,
+:math:`\eta_{\rm eff} = \eta/L_0^2` at :math:`\zeta = 0`; for ReLU
+:math:`\eta_{\max}^{bn} = 2(1 + 2\zeta)` and for the linear student :math:`2(1 + \zeta)`.
+Our copy of the paper prints :math:`(\partial_R(\gamma_0 I_3 - I_1) - \zeta\gamma_0)/(\partial_R I_2/2)`
+(:func:`eta_max_paper`): that expression is inconsistent with the paper's own
+:math:`\lambda_R` and gives :math:`\gamma_0 + 1/\gamma_0 < 2 + 2\zeta` for ReLU, violating
+Prop. 4, which our derived form satisfies (:math:`2 + 4\zeta \ge 2 + 2\zeta`).
+
+Two approximations of Prop. 2 are avoidable and :func:`lr_limits` removes them
+numerically (``eta_max_exact``): for BN :math:`I_2(\gamma_0, 1) = E[g'(\gamma_0 t)^2
+(g(t) - g(\gamma_0 t))^2] > 0`, so :math:`R = 1` is not an exact fixed point at finite
+:math:`\eta` and :math:`L` grows as :math:`L^4 \approx L_0^4 + 2\eta^2\gamma_0^2 I_2 t`
+(BN anneals its own effective rate); and the :math:`(\gamma, R)` Jacobian is not
+triangular. Keeping both, the fixed point of :math:`(\gamma, R)` at fixed :math:`L`
+(quasi-static; :func:`quasi_static_branch`) is an *imperfect* transcritical
+bifurcation: for WN (:math:`\zeta = 0`) R = 1 loses stability exactly at
+:math:`\eta_{\rm eff} = \eta_{\max}`, while for BN the stable branch slides continuously
+from :math:`R^* \approx 1 - \eta_{\rm eff}\gamma_0 I_2(\gamma_0, 1)/2` to :math:`R^* < 1` and
+never loses stability, so BN has no sharp maximum rate in the exact limit: its
+:math:`\eta_{\max}` marks the crossover (``LRLimits.R_star_at_eta_max``).
+
+Plain SGD: the fixed point is :math:`(Q, R) = (1, 1)` for every :math:`\eta`, and its
+:math:`2\times2` Jacobian gives the exact :math:`\eta_{\max}^{sgd}`; Luo et al. (after
+Yoshida et al. 2017) use the WN expression with :math:`L = 1`.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import sympy as sp
+from scipy import integrate as _integrate
+from scipy import optimize as _optimize
+
+from perceptron_theory._checks import check_array, check_choice, check_int, check_real
+from perceptron_theory.theory import integrals as _int
+
+__all__ = [
+    "METHODS",
+    "Trajectory",
+    "FixedPoint",
+    "LRLimits",
+    "rhs",
+    "integrate",
+    "gamma0_closed_form",
+    "fixed_point",
+    "jacobian",
+    "symbolic_system",
+    "eta_max_paper",
+    "lr_limits",
+    "Branch",
+    "quasi_static_branch",
+]
+
+METHODS = ("bn", "wn", "sgd")
+
+# ---------------------------------------------------------------------- symbolic system
+_g, _R, _L, _eta, _zeta = sp.symbols("gamma R L eta zeta", real=True)
+_Isym = {k: sp.Function(k) for k in ("I1", "I2", "I3")}
+
+
+def _check_method(method: str, zeta: float) -> float:
+    check_choice("method", method, METHODS)
+    zeta = check_real("zeta", zeta, lo=0.0)
+    if method in ("wn", "sgd") and zeta != 0.0:
+        raise ValueError(f"zeta must be 0 for method {method!r} (gamma decay is BN's), got {zeta!r}")
+    return zeta
+
+
+@functools.cache
+def symbolic_system(method: str) -> tuple[tuple[sp.Symbol, ...], sp.Matrix, sp.Matrix]:
+    """Return ``(state, f, J)``: the ODE right-hand side and its Jacobian in sympy.
+
+    ``f`` and ``J`` contain the integrals as undefined functions ``I1(gamma, R)`` etc.
+    (and their derivatives), so the same expressions serve every activation.
+    """
+    check_choice("method", method, METHODS)
+    I1, I2, I3 = (_Isym[k](_g, _R) for k in ("I1", "I2", "I3"))
+    if method == "sgd":
+        state = (_g, _R)  # gamma plays Q
+        dq = (2 * _eta * I1 + _eta**2 * I2) / (2 * _g)
+        dr = _eta * I3 / _g - _R * (2 * _eta * I1 + _eta**2 * I2) / (2 * _g**2)
+        f = sp.Matrix([dq, dr])
+    else:
+        state = (_g, _R, _L)
+        f = sp.Matrix([
+            _eta * (I1 / _g - _zeta * _g),
+            _eta * (_g * I3 - _R * I1) / _L**2 - _eta**2 * _g**2 * _R * I2 / (2 * _L**4),
+            _eta**2 * _g**2 * I2 / (2 * _L**3),
+        ])
+    return state, f, f.jacobian(sp.Matrix(state))
+
+
+# placeholders for the integral values and their partial derivatives
+_vals = {k: sp.Symbol(f"v_{k}") for k in ("I1", "I2", "I3")}
+_dvals = {(k, w): sp.Symbol(f"v_{k}_{w}") for k in ("I1", "I2", "I3") for w in ("Q", "R")}
+
+
+def _substitute(expr: sp.Expr) -> sp.Expr:
+    rep = {}
+    for k, F in _Isym.items():
+        rep[sp.Derivative(F(_g, _R), _g)] = _dvals[(k, "Q")]
+        rep[sp.Derivative(F(_g, _R), _R)] = _dvals[(k, "R")]
+    expr = expr.subs(rep)
+    return expr.subs({F(_g, _R): _vals[k] for k, F in _Isym.items()})
+
+
+_ARGS = (_g, _R, _L, _eta, _zeta, *_vals.values(), *_dvals.values())
+
+
+@functools.cache
+def _compiled_system(method: str):
+    _, f, J = symbolic_system(method)
+    f_num = sp.lambdify(_ARGS, _substitute(f), modules="numpy", cse=True)
+    J_num = sp.lambdify(_ARGS, _substitute(J), modules="numpy", cse=True)
+    return f_num, J_num
+
+
+def _integral_args(activation: str, gamma: float, R: float, with_derivatives: bool):
+    R = min(max(R, -1.0), 1.0)
+    vals = [_int.evaluate(k, activation, gamma, R).item() for k in ("I1", "I2", "I3")]
+    if not with_derivatives:
+        return vals + [0.0] * 6
+    ders = [_int.evaluate(k, activation, gamma, R, derivative=w).item()
+            for k in ("I1", "I2", "I3") for w in ("Q", "R")]
+    return vals + ders
+
+
+def rhs(method: str, activation: str, lr: float, zeta: float = 0.0):
+    """Return ``f(t, y)`` for :func:`scipy.integrate.solve_ivp`.
+
+    ``y = (gamma, R, L)`` for ``"bn"``/``"wn"``, ``y = (Q, R)`` for ``"sgd"``.
+    """
+    zeta = _check_method(method, zeta)
+    check_choice("activation", activation, _int.ACTIVATIONS)
+    lr = check_real("lr", lr, lo=0.0, lo_open=True)
+    f_num, _ = _compiled_system(method)
+
+    def f(t, y):
+        g = max(float(y[0]), 1e-12)
+        R = min(max(float(y[1]), -1.0), 1.0)
+        L = float(y[2]) if len(y) > 2 else 1.0
+        args = _integral_args(activation, g, R, with_derivatives=False)
+        return np.asarray(f_num(g, R, L, lr, zeta, *args), dtype=float).ravel()
+
+    return f
+
+
+def jacobian(method: str, activation: str, lr: float, zeta: float, point) -> np.ndarray:
+    """Jacobian of :func:`rhs` at ``point`` (``(gamma, R, L)`` or ``(Q, R)``), from sympy."""
+    zeta = _check_method(method, zeta)
+    lr = check_real("lr", lr, lo=0.0, lo_open=True)
+    g = check_real("gamma", point[0], lo=0.0, lo_open=True)
+    R = check_real("R", point[1], lo=-1.0, hi=1.0)
+    L = check_real("L", point[2], lo=0.0, lo_open=True) if len(point) > 2 else 1.0
+    _, J_num = _compiled_system(method)
+    args = _integral_args(activation, g, R, with_derivatives=True)
+    return np.asarray(J_num(g, R, L, lr, zeta, *args), dtype=float)
+
+
+# ---------------------------------------------------------------------- trajectories
+@dataclass(frozen=True)
+class Trajectory:
+    """An integrated ODE trajectory; ``eps`` is the generalization error along it."""
+
+    method: str
+    activation: str
+    lr: float
+    zeta: float
+    t: np.ndarray
+    gamma: np.ndarray
+    R: np.ndarray
+    L: np.ndarray
+    eps: np.ndarray
+    diverged: bool
+    t_diverged: float | None
+    status: int
+    message: str
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        return {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in d.items()}
+
+
+def integrate(method: str, activation: str, *, lr: float, zeta: float = 0.0,
+              gamma_init: float = 0.5, R_init: float = 0.0, L_init: float = 1.0,
+              t_max: float = 50.0, n_points: int = 201, rtol: float = 1e-8,
+              atol: float = 1e-10, blowup: float = 1e6, freeze_L: bool = False) -> Trajectory:
+    """Integrate the order-parameter ODEs with :func:`scipy.integrate.solve_ivp` (LSODA).
+
+    Parameters
+    ----------
+    method : {"bn", "wn", "sgd"}
+        Student and update rule (module docstring).
+    activation : {"linear", "relu", "erf"}
+        Shared by teacher and student.
+    lr : float
+        Learning rate :math:`\\eta > 0`.
+    zeta : float
+        Gamma decay (``"bn"`` only).
+    gamma_init, R_init, L_init : float
+        Initial condition (``gamma_init`` is ``Q`` for ``"sgd"``; ``L_init`` unused there).
+    t_max : float
+        Final time, in units of N SGD steps.
+    n_points : int
+        Number of output times on ``[0, t_max]``.
+    rtol, atol : float
+        Solver tolerances.
+    blowup : float
+        A trajectory whose ``gamma`` or ``L`` exceeds this is reported ``diverged``.
+    freeze_L : bool
+        Hold ``L`` at ``L_init`` (the quasi-static system of :func:`quasi_static_branch`).
+    """
+    zeta = _check_method(method, zeta)
+    check_choice("activation", activation, _int.ACTIVATIONS)
+    lr = check_real("lr", lr, lo=0.0, lo_open=True)
+    g0 = check_real("gamma_init", gamma_init, lo=0.0, lo_open=True)
+    r0 = check_real("R_init", R_init, lo=-1.0, hi=1.0)
+    l0 = check_real("L_init", L_init, lo=0.0, lo_open=True)
+    t_max = check_real("t_max", t_max, lo=0.0, lo_open=True)
+    n_points = check_int("n_points", n_points, lo=2)
+    f_full = rhs(method, activation, lr, zeta)
+    if freeze_L and method != "sgd":
+        def f(t, y):
+            out = f_full(t, y)
+            out[2] = 0.0
+            return out
+    else:
+        f = f_full
+    y0 = [g0, r0] if method == "sgd" else [g0, r0, l0]
+
+    def blow(t, y):
+        return blowup - max(abs(y[0]), abs(y[-1]))
+
+    blow.terminal = True
+    t_eval = np.linspace(0.0, t_max, n_points)
+    with np.errstate(all="ignore"):
+        sol = _integrate.solve_ivp(f, (0.0, t_max), y0, method="LSODA", t_eval=t_eval,
+                                   rtol=rtol, atol=atol, events=blow)
+    y = sol.y
+    finite = np.all(np.isfinite(y), axis=0)
+    diverged = bool(sol.status == 1 or not np.all(finite) or sol.status < 0 and not np.all(finite))
+    t_div = float(sol.t_events[0][0]) if sol.t_events and len(sol.t_events[0]) else None
+    if diverged and t_div is None and not np.all(finite):
+        t_div = float(sol.t[np.argmin(finite)])
+    g = y[0]
+    R = np.clip(y[1], -1.0, 1.0)
+    L = y[0] if method == "sgd" else y[2]
+    ok = finite & (g > 0)
+    eps = np.full(g.shape, np.nan)
+    if np.any(ok):
+        eps[ok] = _int.eps_gen(activation, g[ok], R[ok])
+    return Trajectory(method, activation, lr, zeta, sol.t, g, R, L, eps, diverged, t_div,
+                      int(sol.status), str(sol.message))
+
+
+# ---------------------------------------------------------------------- fixed points
+def gamma0_closed_form(activation: str, zeta: float) -> float | None:
+    """Closed-form :math:`\\gamma_0` of Prop. 1 (ReLU: :math:`1/(2\\zeta+1)`; linear: :math:`1/(\\zeta+1)`).
+
+    Returns ``None`` for ``"erf"``, which has no closed form (use :func:`fixed_point`).
+    """
+    check_choice("activation", activation, _int.ACTIVATIONS)
+    zeta = check_real("zeta", zeta, lo=0.0)
+    return {"relu": 1.0 / (2.0 * zeta + 1.0), "linear": 1.0 / (zeta + 1.0)}.get(activation)
+
+
+@dataclass(frozen=True)
+class FixedPoint:
+    """A fixed point ``(gamma, R, L)``; for ``"sgd"`` ``gamma`` is ``Q`` and ``L = Q``."""
+
+    method: str
+    activation: str
+    zeta: float
+    lr: float | None
+    gamma: float
+    R: float
+    L: float
+    source: str
+    converged: bool
+    residual: float
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _gamma0_root(activation: str, zeta: float) -> float:
+    """Root of :math:`I_1(\\gamma, 1) = \\zeta\\gamma^2` (the small-lr fixed point)."""
+
+    def h(g):
+        return _int.I1(activation, g, 1.0).item() / g - zeta * g
+
+    hi = 1.0
+    while h(hi) > 0:
+        hi *= 2.0
+    return float(_optimize.brentq(h, 1e-9, hi, xtol=1e-15))
+
+
+def fixed_point(method: str, activation: str, zeta: float = 0.0, *, lr: float | None = None,
+                L: float = 1.0) -> FixedPoint:
+    """Fixed point of the dynamics.
+
+    With ``lr=None``: the small-learning-rate fixed point of Luo et al. Prop. 1,
+    :math:`(\\gamma_0, 1, L)` (closed form where one exists, else a scalar root).
+    With ``lr`` given (``"bn"``/``"wn"``): the quasi-static fixed point of
+    :math:`(\\gamma, R)` at fixed ``L`` with the :math:`\\eta^2` terms kept, found with
+    :func:`scipy.optimize.root` in :math:`R = \\cos\\phi`. ``"sgd"``: :math:`(1, 1)` exactly.
+    """
+    zeta = _check_method(method, zeta)
+    check_choice("activation", activation, _int.ACTIVATIONS)
+    L = check_real("L", L, lo=0.0, lo_open=True)
+    if lr is not None:
+        lr = check_real("lr", lr, lo=0.0, lo_open=True)
+    if method == "sgd":
+        return FixedPoint(method, activation, zeta, lr, 1.0, 1.0, 1.0, "exact", True, 0.0)
+    closed = gamma0_closed_form(activation, zeta)
+    g0 = closed if closed is not None else _gamma0_root(activation, zeta)
+    src = "closed-form" if closed is not None else "root"
+    if lr is None:
+        res = abs(_int.I1(activation, g0, 1.0).item() / g0 - zeta * g0)
+        return FixedPoint(method, activation, zeta, None, g0, 1.0, L, src, True, res)
+    f = rhs(method, activation, lr, zeta)
+
+    def F(p):
+        g, phi = p
+        out = f(0.0, [g, np.cos(phi), L])
+        return [out[0] / lr, out[1] * L**2 / lr]
+
+    sol = _optimize.root(F, [g0, 1e-3], method="hybr", options={"xtol": 1e-13})
+    g, phi = sol.x
+    resid = float(np.max(np.abs(F(sol.x))))
+    ok = bool(sol.success and resid < 1e-9 and g > 0)
+    return FixedPoint(method, activation, zeta, lr, float(g), float(np.cos(phi)), L, "root", ok, resid)
+
+
+# ---------------------------------------------------------------------- lr limits
+def _dR(activation, quantity, g):
+    return _int.evaluate(quantity, activation, g, 1.0, derivative="R").item()
+
+
+def eta_max_paper(activation: str, zeta: float) -> float:
+    """Luo et al. Table 1 / App. C.5 for BN as printed in our copy (kept for comparison).
+
+    :math:`(\\partial_R(\\gamma_0 I_3 - I_1) - \\zeta\\gamma_0) / (\\partial_R I_2 / 2)` at
+    :math:`(\\gamma_0, 1)`. Inconsistent with the paper's own :math:`\\lambda_R`
+    (Prop. 2); see the module docstring.
+    """
+    zeta = check_real("zeta", zeta, lo=0.0)
+    g0 = fixed_point("bn", activation, zeta).gamma
+    num = g0 * _dR(activation, "I3", g0) - _dR(activation, "I1", g0) - zeta * g0
+    return float(num / (_dR(activation, "I2", g0) / 2.0))
+
+
+@dataclass(frozen=True)
+class LRLimits:
+    """Fixed point, maximum and effective learning rates for one method (Table 1).
+
+    ``eta_max`` is in units of the effective rate: the fixed point is stable iff
+    ``eta_eff < eta_max`` with ``eta_eff = eta_eff_per_lr * lr``. ``lr_critical`` is the
+    raw learning rate at which that happens (``eta_max / eta_eff_per_lr``).
+    ``eta_max_exact`` removes the approximations of Prop. 2 (module docstring): the
+    exact stability boundary of R = 1 for WN and SGD, ``inf`` for BN, whose exact
+    (quasi-static) fixed point never loses stability but slides to ``R* < 1``;
+    ``R_star_at_eta_max`` is that R* at ``eta_eff = eta_max``.
+    ``lambda_gamma_per_lr`` is the eigenvalue along gamma divided by ``lr``.
+    """
+
+    method: str
+    activation: str
+    zeta: float
+    L0: float
+    gamma0: float
+    R0: float
+    eta_max: float
+    eta_eff_per_lr: float
+    lr_critical: float
+    eta_max_exact: float
+    R_star_at_eta_max: float
+    eta_max_paper: float | None
+    lambda_gamma_per_lr: float | None
+    eta_eff_formula: str
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _max_real_eig(J: np.ndarray) -> float:
+    return float(np.max(np.linalg.eigvals(J).real))
+
+
+@dataclass(frozen=True)
+class Branch:
+    """Quasi-static fixed points of ``(gamma, R)`` at fixed ``L`` along a grid of ``eta_eff``.
+
+    Followed by continuation (each root starts from the previous one);
+    ``max_real_eig`` is the largest real part of the ``(gamma, R)`` Jacobian's
+    eigenvalues there (negative = linearly stable).
+    """
+
+    activation: str
+    zeta: float
+    L0: float
+    eta_eff: np.ndarray
+    gamma: np.ndarray
+    R: np.ndarray
+    max_real_eig: np.ndarray
+    converged: np.ndarray
+
+    def to_dict(self) -> dict:
+        return {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in asdict(self).items()}
+
+
+def quasi_static_branch(activation: str, zeta: float, eta_eff, L0: float = 1.0) -> Branch:
+    """Follow the fixed point of the normalized student with the :math:`\\eta^2` terms kept.
+
+    ``eta_eff`` (increasing, > 0) is in the units of :class:`LRLimits`
+    (:math:`\\eta\\gamma_0/L_0^2`). For :math:`\\zeta > 0` the branch starts next to
+    :math:`(\\gamma_0, 1)` and slides continuously to :math:`R^* < 1`; for
+    :math:`\\zeta = 0` (WN) it stays on :math:`R = 1`, which loses stability at
+    :math:`\\eta_{\\max}` (a transcritical bifurcation).
+    """
+    zeta = check_real("zeta", zeta, lo=0.0)
+    check_choice("activation", activation, _int.ACTIVATIONS)
+    L0 = check_real("L0", L0, lo=0.0, lo_open=True)
+    grid = check_array("eta_eff", eta_eff, lo=0.0, lo_open=True, min_size=1)
+    if np.any(np.diff(grid) <= 0):
+        raise ValueError("eta_eff must be strictly increasing")
+    method = "bn" if zeta > 0 else "wn"
+    g0 = fixed_point(method, activation, zeta).gamma
+    x = np.array([g0, 0.0 if zeta == 0 else 1e-3])
+    rows = []
+    for ee in grid:
+        lr = ee * L0**2 / g0
+        f = rhs(method, activation, lr, zeta)
+
+        def F(p, f=f, lr=lr):
+            out = f(0.0, [p[0], np.cos(p[1]), L0])
+            return [out[0] / lr, out[1] * L0**2 / lr]
+
+        sol = _optimize.root(F, x, method="hybr", options={"xtol": 1e-13})
+        ok = bool(np.max(np.abs(F(sol.x))) < 1e-9 and sol.x[0] > 0)
+        if ok:
+            x = sol.x
+        J = jacobian(method, activation, lr, zeta, (x[0], np.cos(x[1]), L0))[:2, :2]
+        rows.append((x[0], np.cos(x[1]), _max_real_eig(J), ok))
+    g, R, m, ok = (np.array(c) for c in zip(*rows))
+    return Branch(activation, zeta, L0, grid, g, R, m, ok.astype(bool))
+
+
+def _eta_max_exact(method: str, activation: str, zeta: float, g0: float, L0: float) -> float:
+    """Where the exact fixed point loses linear stability (``inf`` if it never does).
+
+    WN and SGD: their fixed point (R = 1) is exact at every rate; the crossing of the
+    largest eigenvalue is found with :func:`scipy.optimize.brentq`. BN: the
+    quasi-static branch is scanned up to ten times the first-order ``eta_max``.
+    """
+    if method == "sgd":
+        def m(lr):
+            return _max_real_eig(jacobian("sgd", activation, lr, 0.0, (1.0, 1.0)))
+        scale = 1.0
+    elif method == "wn":
+        def m(lr):
+            return _max_real_eig(jacobian("wn", activation, lr, 0.0, (1.0, 1.0, L0))[:2, :2])
+        scale = g0 / L0**2
+    else:
+        first = lr_limits("bn", activation, zeta, L0, exact=False).eta_max
+        br = quasi_static_branch(activation, zeta, np.linspace(first / 50, 10 * first, 200), L0)
+        bad = np.flatnonzero((br.max_real_eig >= 0) | ~br.converged)
+        return float("inf") if bad.size == 0 else float(br.eta_eff[bad[0]])
+    hi = 1.0
+    while m(hi) < 0:
+        hi *= 2.0
+        if hi > 1e4:
+            return float("inf")
+    return float(_optimize.brentq(m, 1e-6, hi, xtol=1e-13)) * scale
+
+
+def lr_limits(method: str, activation: str, zeta: float = 0.0, L0: float = 1.0,
+              exact: bool = True) -> LRLimits:
+    """Fixed point, :math:`\\eta_{\\max}` and :math:`\\eta_{\\rm eff}` (Luo et al. Table 1, derived).
+
+    Parameters
+    ----------
+    method : {"bn", "wn", "sgd"}
+        Student.
+    activation : {"linear", "relu", "erf"}
+        Shared activation.
+    zeta : float
+        Gamma decay (``"bn"``; 0 otherwise).
+    L0 : float
+        Length of the raw weight at the fixed point (normalized students; the fixed
+        point is neutral in ``L``).
+    exact : bool
+        Also compute ``eta_max_exact`` and ``R_star_at_eta_max`` (slower).
+    """
+    zeta = _check_method(method, zeta)
+    check_choice("activation", activation, _int.ACTIVATIONS)
+    L0 = check_real("L0", L0, lo=0.0, lo_open=True)
+    if method == "sgd":
+        num = _dR(activation, "I3", 1.0) - _dR(activation, "I1", 1.0)
+        eta_max = num / (_dR(activation, "I2", 1.0) / 2.0)
+        ex = _eta_max_exact("sgd", activation, 0.0, 1.0, 1.0) if exact else float("nan")
+        return LRLimits(method, activation, 0.0, 1.0, 1.0, 1.0, float(eta_max), 1.0,
+                        float(eta_max), ex, 1.0 if exact else float("nan"), None, None, "eta")
+    g0 = fixed_point(method, activation, zeta).gamma
+    num = g0 * _dR(activation, "I3", g0) - _dR(activation, "I1", g0) - zeta * g0**2
+    eta_max = num / (g0 * _dR(activation, "I2", g0) / 2.0)
+    per_lr = g0 / L0**2
+    dI1dQ = _int.evaluate("I1", activation, g0, 1.0, derivative="Q").item()
+    lam_g = dI1dQ / g0 - _int.I1(activation, g0, 1.0).item() / g0**2 - zeta
+    ex, r_star = float("nan"), float("nan")
+    if exact:
+        ex = _eta_max_exact(method, activation, zeta, g0, L0)
+        r_star = 1.0 if method == "wn" else float(quasi_static_branch(
+            activation, zeta, np.linspace(eta_max / 40, eta_max, 40), L0).R[-1])
+    paper = eta_max_paper(activation, zeta) if method == "bn" else None
+    return LRLimits(method, activation, zeta, L0, g0, 1.0, float(eta_max), per_lr,
+                    float(eta_max / per_lr), ex, r_star, paper, float(lam_g),
+                    "eta * gamma0 / L0^2" if method == "bn" else "eta / L0^2")

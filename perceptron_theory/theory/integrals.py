@@ -1,0 +1,305 @@
+r"""Gaussian expectations of the teacher-student perceptron, derived with sympy.
+
+Symbol map (README notation table):
+
+* ``Q`` -- standard deviation of the student pre-activation, :math:`s \sim N(0, Q^2)`;
+  for a normalized student :math:`Q = \gamma`.
+* ``R`` -- correlation between student and teacher pre-activations, :math:`R = \mathrm{corr}(s, t)`.
+* the teacher pre-activation is :math:`t \sim N(0, 1)` (teacher norm :math:`|w^*|^2 = N`,
+  input :math:`x \sim N(0, I/N)`).
+* ``g`` -- the activation shared by teacher and student (``"linear"``, ``"relu"``, ``"erf"``).
+
+With :math:`\delta = g'(s)\,(g(t) - g(s))` (minus the derivative of the halved loss
+:math:`\tfrac12 (g(t) - g(s))^2` with respect to :math:`s`):
+
+.. math::
+
+    I_1 = E[\delta s], \qquad I_2 = E[\delta^2], \qquad I_3 = E[\delta t], \qquad
+    \epsilon(Q, R) = E[(g(t) - g(s))^2].
+
+Luo et al. (2019) write :math:`I_2 = E[\delta^2 x^T x]`; in the thermodynamic limit
+:math:`x^T x \to 1`. The generalization error :math:`\epsilon` is the *unhalved* squared
+error, so that :math:`\epsilon_{\rm lin} = 1 + \gamma^2 - 2\gamma R` (Luo et al. App. D).
+
+Derivations
+-----------
+``linear`` and ``relu`` are derived here symbolically: with :math:`s = Q u`,
+:math:`t = R u + \sqrt{1-R^2} z` and polar coordinates :math:`(u, z) = r(\cos\theta, \sin\theta)`,
+every integrand is a homogeneous quadratic in :math:`(u, t)` on each of the four
+sign-wedges of :math:`(u, t)`; the radial integral is :math:`\int_0^\infty r^3 e^{-r^2/2} dr = 2`
+and the angular one is a trigonometric polynomial that sympy integrates exactly, with
+:math:`\phi = \arccos R` fixing the wedge boundaries.
+
+For ReLU this gives (with :math:`\arccos R = \pi/2 - \arcsin R`)
+
+.. math::
+
+    I_2^{\rm relu} = \frac{Q^2}{2}
+        + \frac{\pi + 2R\sqrt{1-R^2} + 2\arcsin R}{4\pi}
+        - \frac{Q\,(\pi R + 2\sqrt{1-R^2} + 2R\arcsin R)}{2\pi}.
+
+Luo et al. eq. (15) is garbled in our copy (its second term reads
+:math:`(\pi R + \dots)/4\pi`); the form above is derived and checked against Monte Carlo.
+Eqs. (13)-(14) for :math:`I_1, I_3` agree with the derivation.
+
+``erf`` uses :math:`g(x) = \mathrm{erf}(x/\sqrt2)` (Saad & Solla 1995 convention). Its
+integrals are not derivable by sympy; they are written from the classic closed forms
+(Saad & Solla 1995, eqs. for :math:`I_2, I_3, I_4`) and checked against Gauss-Hermite
+quadrature and Monte Carlo in the tests.
+
+All functions broadcast over array arguments. Derivatives with respect to ``Q`` and
+``R`` are symbolic (:func:`sympy.diff`), cleared of removable singularities at
+:math:`R = \pm 1`, and lambdified once per (activation, quantity, variable).
+
+Examples
+--------
+>>> from perceptron_theory.theory import integrals
+>>> float(integrals.eps_gen("linear", 1.0, 1.0))
+0.0
+>>> round(float(integrals.I1("relu", 0.5, 1.0)), 6)  # Q/2 - Q^2/2 at R = 1
+0.125
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import numpy as np
+import sympy as sp
+
+from perceptron_theory._checks import check_array, check_choice
+
+__all__ = [
+    "ACTIVATIONS",
+    "QUANTITIES",
+    "Integrals",
+    "symbolic",
+    "evaluate",
+    "I1",
+    "I2",
+    "I3",
+    "eps_gen",
+    "integrals",
+    "activation_function",
+]
+
+ACTIVATIONS = ("linear", "relu", "erf")
+QUANTITIES = ("I1", "I2", "I3", "eps")
+
+Q, R = sp.Symbol("Q", positive=True), sp.Symbol("R", real=True)
+_S = sp.Symbol("S", nonnegative=True)  # stands for sqrt(1 - R^2) while clearing singularities
+_theta, _phi = sp.symbols("theta phi", real=True)
+
+
+def activation_function(activation: str):
+    """Return ``(g, g')`` as numpy ufunc-like callables (used by Monte Carlo checks)."""
+    check_choice("activation", activation, ACTIVATIONS)
+    if activation == "linear":
+        return (lambda x: np.asarray(x, dtype=float)), (lambda x: np.ones_like(x, dtype=float))
+    if activation == "relu":
+        return (lambda x: np.maximum(x, 0.0)), (lambda x: (np.asarray(x) > 0).astype(float))
+    from scipy.special import erf
+
+    return (lambda x: erf(np.asarray(x) / np.sqrt(2.0))), (
+        lambda x: np.sqrt(2.0 / np.pi) * np.exp(-np.asarray(x) ** 2 / 2.0)
+    )
+
+
+# --------------------------------------------------------------------------- derivation
+def _derive_piecewise_linear(slopes: tuple[float, float]) -> dict[str, sp.Expr]:
+    """Derive I1, I2, I3, eps for g(x) = slope_+ x (x > 0), slope_- x (x < 0).
+
+    ``(1, 1)`` is the identity, ``(1, 0)`` is ReLU. Valid for ``Q > 0``.
+    """
+    pos, neg = slopes
+    u, t = sp.cos(_theta), sp.cos(_theta - _phi)
+    hp = sp.pi / 2
+    # theta-wedges for phi = arccos(R) in [0, pi]; keys are (u > 0, t > 0)
+    wedges = {
+        (True, True): (_phi - hp, hp),
+        (False, True): (hp, _phi + hp),
+        (False, False): (_phi + hp, 3 * hp),
+        (True, False): (-hp, _phi - hp),
+    }
+    integrands = {
+        "I1": lambda gs, gt, dg: dg * (gt - gs) * Q * u,
+        "I2": lambda gs, gt, dg: dg**2 * (gt - gs) ** 2,
+        "I3": lambda gs, gt, dg: dg * (gt - gs) * t,
+        "eps": lambda gs, gt, dg: (gt - gs) ** 2,
+    }
+    out = {}
+    for name, f in integrands.items():
+        total = 0
+        for (u_pos, t_pos), (a, b) in wedges.items():
+            su = pos if u_pos else neg
+            st = pos if t_pos else neg
+            expr = sp.expand(sp.expand_trig(f(su * Q * u, st * t, su)))
+            total += sp.integrate(expr, (_theta, a, b))
+        # E[.] = (1 / 2 pi) * (int r^3 e^{-r^2/2} dr = 2) * angular integral
+        total = (total / sp.pi).subs(_phi, sp.acos(R))
+        out[name] = sp.simplify(total)
+    return out
+
+
+def _derive_erf() -> dict[str, sp.Expr]:
+    """Closed forms for g(x) = erf(x / sqrt 2) from the Saad & Solla (1995) integrals."""
+    pi = sp.pi
+    cov = {("s", "s"): Q**2, ("t", "t"): sp.Integer(1), ("s", "t"): Q * R}
+
+    def c(a, b):
+        return cov[tuple(sorted((a, b)))]
+
+    def J2(a, b):  # E[g(a) g(b)]
+        return 2 / pi * sp.asin(c(a, b) / sp.sqrt((1 + c(a, a)) * (1 + c(b, b))))
+
+    def J3(a, b, cc):  # E[g'(a) b g(c)]
+        lam3 = (1 + c(a, a)) * (1 + c(cc, cc)) - c(a, cc) ** 2
+        return 2 / pi / sp.sqrt(lam3) * (c(b, cc) * (1 + c(a, a)) - c(a, b) * c(a, cc)) / (1 + c(a, a))
+
+    def J4(a, b, cc, d):  # E[g'(a) g'(b) g(c) g(d)]
+        lam4 = (1 + c(a, a)) * (1 + c(b, b)) - c(a, b) ** 2
+        lam0 = (lam4 * c(cc, d) - c(b, cc) * c(b, d) * (1 + c(a, a))
+                - c(a, cc) * c(a, d) * (1 + c(b, b))
+                + c(a, b) * c(a, cc) * c(b, d) + c(a, b) * c(a, d) * c(b, cc))
+        lam1 = (lam4 * (1 + c(cc, cc)) - c(b, cc) ** 2 * (1 + c(a, a))
+                - c(a, cc) ** 2 * (1 + c(b, b)) + 2 * c(a, b) * c(a, cc) * c(b, cc))
+        lam2 = (lam4 * (1 + c(d, d)) - c(b, d) ** 2 * (1 + c(a, a))
+                - c(a, d) ** 2 * (1 + c(b, b)) + 2 * c(a, b) * c(a, d) * c(b, d))
+        return 4 / pi**2 / sp.sqrt(lam4) * sp.asin(lam0 / sp.sqrt(lam1 * lam2))
+
+    return {
+        "I1": J3("s", "s", "t") - J3("s", "s", "s"),
+        "I2": J4("s", "s", "t", "t") - 2 * J4("s", "s", "t", "s") + J4("s", "s", "s", "s"),
+        "I3": J3("s", "t", "t") - J3("s", "t", "s"),
+        "eps": J2("t", "t") - 2 * J2("s", "t") + J2("s", "s"),
+    }
+
+
+_DERIVATIONS = {
+    "linear": lambda: _derive_piecewise_linear((1, 1)),
+    "relu": lambda: _derive_piecewise_linear((1, 0)),
+    "erf": _derive_erf,
+}
+
+
+@functools.cache
+def symbolic(activation: str) -> dict[str, sp.Expr]:
+    """Return the sympy expressions ``{"I1", "I2", "I3", "eps"}`` in symbols ``Q``, ``R``.
+
+    Parameters
+    ----------
+    activation : str
+        One of :data:`ACTIVATIONS`.
+    """
+    check_choice("activation", activation, ACTIVATIONS)
+    return dict(_DERIVATIONS[activation]())
+
+
+def _clear_sqrt_singularity(expr: sp.Expr) -> sp.Expr:
+    """Rewrite ``(1 - R^2) / sqrt(1 - R^2)`` as ``sqrt(1 - R^2)`` so R = +-1 evaluates."""
+    if not expr.has(sp.sqrt(1 - R**2)):
+        return expr
+    e = sp.together(expr.subs(sp.sqrt(1 - R**2), _S))
+    num, den = sp.fraction(e)
+    num = sp.expand(sp.expand(num).subs(R**2, 1 - _S**2))
+    den = sp.expand(sp.expand(den).subs(R**2, 1 - _S**2))
+    return sp.simplify(sp.cancel(num / den).subs(_S, sp.sqrt(1 - R**2)))
+
+
+@functools.cache
+def symbolic_derivative(activation: str, quantity: str, wrt: str) -> sp.Expr:
+    """Symbolic partial derivative of a quantity with respect to ``"Q"`` or ``"R"``."""
+    check_choice("quantity", quantity, QUANTITIES)
+    check_choice("wrt", wrt, ("Q", "R"))
+    expr = sp.diff(symbolic(activation)[quantity], Q if wrt == "Q" else R)
+    if activation != "erf":  # erf's forms are already regular at R = +-1
+        expr = _clear_sqrt_singularity(expr)
+    return expr
+
+
+@functools.cache
+def _compiled(activation: str, quantity: str, wrt: str | None):
+    expr = (symbolic(activation)[quantity] if wrt is None
+            else symbolic_derivative(activation, quantity, wrt))
+    return sp.lambdify((Q, R), expr, modules="numpy", cse=True)
+
+
+def _prepare(activation, Q_, R_):
+    check_choice("activation", activation, ACTIVATIONS)
+    Qa = check_array("Q", Q_, lo=0.0, lo_open=True)
+    Ra = check_array("R", R_, lo=-1.0, hi=1.0)
+    return np.broadcast_arrays(Qa, Ra)
+
+
+def evaluate(quantity: str, activation: str, Q, R, derivative: str | None = None) -> np.ndarray:
+    """Evaluate ``quantity`` (or its partial derivative) on broadcast arrays ``Q``, ``R``.
+
+    Parameters
+    ----------
+    quantity : str
+        ``"I1"``, ``"I2"``, ``"I3"`` or ``"eps"``.
+    activation : str
+        ``"linear"``, ``"relu"`` or ``"erf"``.
+    Q : array_like
+        Student pre-activation standard deviation, ``Q > 0``.
+    R : array_like
+        Student-teacher correlation, ``-1 <= R <= 1``.
+    derivative : {None, "Q", "R"}
+        Return the partial derivative with respect to this variable.
+    """
+    check_choice("quantity", quantity, QUANTITIES)
+    if derivative is not None:
+        check_choice("derivative", derivative, ("Q", "R"))
+    Qa, Ra = _prepare(activation, Q, R)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = _compiled(activation, quantity, derivative)(Qa, Ra)
+    return np.broadcast_to(np.asarray(out, dtype=float), Qa.shape).copy()
+
+
+def I1(activation: str, Q, R) -> np.ndarray:
+    """:math:`I_1 = E[\\delta s]` (Luo et al. eq. 13 for ReLU)."""
+    return evaluate("I1", activation, Q, R)
+
+
+def I2(activation: str, Q, R) -> np.ndarray:
+    """:math:`I_2 = E[\\delta^2]` (Luo et al. eq. 15, corrected; see module docstring)."""
+    return evaluate("I2", activation, Q, R)
+
+
+def I3(activation: str, Q, R) -> np.ndarray:
+    """:math:`I_3 = E[\\delta t]` (Luo et al. eq. 14 for ReLU)."""
+    return evaluate("I3", activation, Q, R)
+
+
+def eps_gen(activation: str, gamma, R) -> np.ndarray:
+    """Generalization error :math:`\\epsilon(\\gamma, R) = E[(g(t) - g(\\gamma u))^2]`.
+
+    Unhalved squared error of a normalized student of scale ``gamma`` (= ``Q``) and
+    overlap ``R``; linear: :math:`1 + \\gamma^2 - 2\\gamma R` (Luo et al. App. D, L-D).
+    Noise-free teacher; a teacher with output noise of variance ``S`` adds ``S``.
+    """
+    return evaluate("eps", activation, gamma, R)
+
+
+@dataclass(frozen=True)
+class Integrals:
+    """The four expectations at one or more ``(Q, R)`` points."""
+
+    activation: str
+    Q: np.ndarray
+    R: np.ndarray
+    I1: np.ndarray
+    I2: np.ndarray
+    I3: np.ndarray
+    eps: np.ndarray
+
+    def to_dict(self) -> dict:
+        return {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in self.__dict__.items()}
+
+
+def integrals(activation: str, Q, R) -> Integrals:
+    """All of :math:`I_1, I_2, I_3, \\epsilon` at broadcast ``(Q, R)``."""
+    Qa, Ra = _prepare(activation, Q, R)
+    vals = {q: evaluate(q, activation, Qa, Ra) for q in QUANTITIES}
+    return Integrals(activation, Qa, Ra, **vals)
