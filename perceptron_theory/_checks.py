@@ -15,8 +15,8 @@ __all__ = ["check_real", "check_int", "check_choice", "check_array"]
 
 
 def _fmt_range(lo, hi, lo_open, hi_open) -> str:
-    left = "(" if lo_open else "["
-    right = ")" if hi_open else "]"
+    left = "(" if lo_open or lo is None else "["
+    right = ")" if hi_open or hi is None else "]"
     lo_s = "-inf" if lo is None else f"{lo:g}"
     hi_s = "inf" if hi is None else f"{hi:g}"
     return f"{left}{lo_s}, {hi_s}{right}"
@@ -81,6 +81,6 @@ def check_array(name: str, value, lo=None, hi=None, *, lo_open=False, hi_open=Fa
     if hi is not None:
         bad |= (a > hi) | ((a == hi) if hi_open else False)
     if np.any(bad):
-        first = a[bad].flat[0]
+        first = float(a[bad].flat[0])
         raise ValueError(f"{name} must be in {rng}; found {first!r}")
     return a

@@ -1,0 +1,244 @@
+"""The ``perceptron-theory`` command.
+
+Every sub-command validates its arguments before any work; bad input prints one
+line on stderr and exits with status 2. ``--json`` prints machine-readable output on
+stdout; ``--plot FILE.png`` draws a picture where one fits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+
+import numpy as np
+
+__all__ = ["main", "build_parser"]
+
+ACTIVATIONS = ("linear", "relu", "erf")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors and exit status 2."""
+
+    def error(self, message):  # noqa: D102
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _dump(obj) -> str:
+    from perceptron_theory._io import _jsonable
+
+    return json.dumps(obj, indent=2, default=_jsonable)
+
+
+def _fmt_table(rows: list[tuple[str, object]]) -> str:
+    width = max(len(k) for k, _ in rows)
+    out = []
+    for k, v in rows:
+        if isinstance(v, float):
+            v = f"{v:.10g}"
+        out.append(f"{k:<{width}}  {v}")
+    return "\n".join(out)
+
+
+# --------------------------------------------------------------------------- commands
+def _cmd_integrals(a) -> int:
+    from perceptron_theory.theory import integrals as I
+
+    res = I.integrals(a.activation, a.Q, a.R)
+    d = {"activation": a.activation, "Q": a.Q, "R": a.R}
+    for q in I.QUANTITIES:
+        d[q] = float(getattr(res, q))
+        for w in ("Q", "R"):
+            d[f"d{q}/d{w}"] = float(I.evaluate(q, a.activation, a.Q, a.R, derivative=w))
+    if a.plot:
+        from perceptron_theory.plotting import Plot, save, series
+
+        Rs = np.linspace(-1, 1, 201)
+        save(Plot(f"integrals, {a.activation}, Q={a.Q}", "R", "value",
+                  tuple(series(q, Rs, I.evaluate(q, a.activation, a.Q, Rs)) for q in I.QUANTITIES)),
+             a.plot)
+    print(_dump(d) if a.json else _fmt_table(list(d.items())))
+    return 0
+
+
+def _cmd_dynamics(a) -> int:
+    from perceptron_theory.theory import dynamics as D
+
+    tr = D.integrate(a.method, a.activation, lr=a.lr, zeta=a.zeta, gamma_init=a.gamma_init,
+                     R_init=a.R_init, L_init=a.L_init, t_max=a.t_max, n_points=a.n_points,
+                     freeze_L=a.freeze_L)
+    if a.plot:
+        from perceptron_theory.plotting import Plot, save, series
+
+        save([Plot(f"{a.method}/{a.activation}, lr={a.lr}, zeta={a.zeta}", "t = steps / N",
+                   "order parameter", (series("gamma", tr.t, tr.gamma), series("R", tr.t, tr.R),
+                                       series("L", tr.t, tr.L))),
+              Plot("generalization error", "t = steps / N", "eps", (series("eps", tr.t, tr.eps),))],
+             a.plot)
+    if a.json:
+        print(_dump(tr.to_dict()))
+    else:
+        print(f"# {a.method}/{a.activation} lr={a.lr} zeta={a.zeta} diverged={tr.diverged}"
+              + (f" at t={tr.t_diverged:.4g}" if tr.t_diverged is not None else ""))
+        print(f"{'t':>10} {'gamma':>12} {'R':>12} {'L':>12} {'eps':>12}")
+        step = max(1, len(tr.t) // 20)
+        for i in list(range(0, len(tr.t), step)) + ([len(tr.t) - 1] if (len(tr.t) - 1) % step else []):
+            print(f"{tr.t[i]:10.4g} {tr.gamma[i]:12.6g} {tr.R[i]:12.6g} {tr.L[i]:12.6g} {tr.eps[i]:12.6g}")
+    return 0
+
+
+def _cmd_lr_limits(a) -> int:
+    from perceptron_theory.theory import dynamics as D
+
+    zetas = [a.zeta] if a.zeta_range is None else list(np.linspace(*a.zeta_range))
+    res = [D.lr_limits(a.method, a.activation, z, L0=a.L0, exact=not a.fast) for z in zetas]
+    if a.plot:
+        from perceptron_theory.plotting import Plot, save, series
+
+        zs = [r.zeta for r in res]
+        save(Plot(f"eta_max, {a.method}/{a.activation}", "zeta", "eta_max",
+                  (series("eta_max (Table 1, derived)", zs, [r.eta_max for r in res]),
+                   series("lr_critical", zs, [r.lr_critical for r in res], style="dashed"))),
+             a.plot)
+    if a.json:
+        print(_dump([r.to_dict() for r in res] if a.zeta_range else res[0].to_dict()))
+    else:
+        for r in res:
+            print(_fmt_table(list(r.to_dict().items())))
+            print()
+    return 0
+
+
+def _cmd_bn_decay(a) -> int:
+    from perceptron_theory.theory import batchnorm as B
+
+    d = B.decay_report(a.batch_size, sigma_P=a.sigma_P, rho=a.rho, centered=not a.uncentered)
+    if a.json:
+        print(_dump(d))
+    else:
+        print(_fmt_table(list(d.items())))
+    return 0
+
+
+def _cmd_reproduce(a) -> int:
+    from validation.report import run
+
+    report = run(a.out, quick=not a.full, seed=a.seed, claims=a.claim or None)
+    status = "all ok" if report.ok else f"{report.n_failed} FAILED"
+    summary = {"out": str(report.out_dir), "ok": report.ok, "n_comparisons": report.n_comparisons,
+               "n_failed": report.n_failed, "elapsed_s": round(report.elapsed, 2)}
+    if a.json:
+        print(_dump(summary))
+    else:
+        print(f"{report.n_comparisons} comparisons in {len(report.results)} checks, {status}, "
+              f"{report.elapsed:.1f} s -> {report.out_dir}/report.md")
+        for r in report.results:
+            bad = [c for c in r.comparisons if not c.ok]
+            print(f"  {r.claim:10s} {'ok' if r.ok else 'FAILED'}  ({len(r.comparisons)} comparisons)")
+            for c in bad:
+                print(f"      FAIL {c.quantity}: predicted {c.predicted:.6g}, measured "
+                      f"{c.measured:.6g}, tolerance {c.tolerance:.3g}  {c.note}")
+    return 0 if report.ok else 1
+
+
+# --------------------------------------------------------------------------- parser
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="perceptron-theory", description=(
+        "Theory, simulation and checks of why batch normalization regularizes."))
+    p.add_argument("--version", action="version", version=_version())
+    p.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    def common(sp, plot=True):
+        sp.add_argument("--json", action="store_true", help="machine-readable output on stdout")
+        if plot:
+            sp.add_argument("--plot", metavar="FILE.png", help="also draw a PNG")
+
+    s = sub.add_parser("integrals", help="I1, I2, I3, eps_gen at (Q, R) and their derivatives")
+    s.add_argument("--activation", choices=ACTIVATIONS, required=True)
+    s.add_argument("--Q", type=float, required=True, help="student pre-activation std (> 0)")
+    s.add_argument("--R", type=float, required=True, help="student-teacher correlation [-1, 1]")
+    common(s)
+    s.set_defaults(func=_cmd_integrals)
+
+    s = sub.add_parser("dynamics", help="integrate the order-parameter ODEs (trajectory)")
+    s.add_argument("--method", choices=("bn", "wn", "sgd"), required=True)
+    s.add_argument("--activation", choices=ACTIVATIONS, required=True)
+    s.add_argument("--lr", type=float, required=True, help="learning rate eta (> 0)")
+    s.add_argument("--zeta", type=float, default=0.0, help="gamma decay (bn only; >= 0)")
+    s.add_argument("--t-max", type=float, default=50.0, help="final time in units of N steps")
+    s.add_argument("--n-points", type=int, default=201)
+    s.add_argument("--gamma-init", type=float, default=0.5)
+    s.add_argument("--R-init", type=float, default=0.0)
+    s.add_argument("--L-init", type=float, default=1.0)
+    s.add_argument("--freeze-L", action="store_true", help="hold L fixed (quasi-static system)")
+    common(s)
+    s.set_defaults(func=_cmd_dynamics)
+
+    s = sub.add_parser("lr-limits", help="fixed point, eta_max and eta_eff (Luo et al. Table 1)")
+    s.add_argument("--method", choices=("bn", "wn", "sgd"), required=True)
+    s.add_argument("--activation", choices=ACTIVATIONS, required=True)
+    s.add_argument("--zeta", type=float, default=0.0)
+    s.add_argument("--zeta-range", type=_range, metavar="A:B:N", help="sweep zeta (bn)")
+    s.add_argument("--L0", type=float, default=1.0, help="raw weight length at the fixed point")
+    s.add_argument("--fast", action="store_true", help="skip the exact (eta^2) analysis")
+    common(s)
+    s.set_defaults(func=_cmd_lr_limits)
+
+    s = sub.add_parser("bn-decay", help="batch-statistic moments and BN's equivalent gamma decay")
+    s.add_argument("--batch-size", type=int, required=True, help="M (>= 2)")
+    s.add_argument("--sigma-P", type=float, default=1.0, help="population std of h")
+    s.add_argument("--rho", type=float, default=0.0, help="excess kurtosis of h")
+    s.add_argument("--uncentered", action="store_true",
+                   help="variance-only BN (known mean 0): chi^2 with M degrees of freedom")
+    common(s, plot=False)
+    s.set_defaults(func=_cmd_bn_decay)
+
+    s = sub.add_parser("reproduce", help="run every registered check and write the report")
+    g = s.add_mutually_exclusive_group()
+    g.add_argument("--quick", action="store_true", help="minutes on 2 CPU cores (default)")
+    g.add_argument("--full", action="store_true", help="paper scale")
+    s.add_argument("--out", default="reproduce_out", help="output folder")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--claim", action="append", help="run only this claim id (repeatable)")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=_cmd_reproduce)
+    return p
+
+
+def _range(text: str):
+    try:
+        a, b, n = text.split(":")
+        a, b, n = float(a), float(b), int(n)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected A:B:N, got {text!r}") from None
+    if n < 2 or not (np.isfinite(a) and np.isfinite(b)):
+        raise argparse.ArgumentTypeError(f"expected finite A:B and N >= 2, got {text!r}")
+    return a, b, n
+
+
+def _version() -> str:
+    from perceptron_theory import __version__
+
+    return __version__
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return args.func(args)
+    except ValueError as exc:
+        print(f"perceptron-theory: error: {exc}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # e.g. piped into `head`
+        sys.stderr.close()
+        return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
