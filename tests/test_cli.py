@@ -1,0 +1,74 @@
+"""The command line: output, --json, --plot, and one-line errors with exit status 2."""
+
+import json
+
+import pytest
+
+from perceptron_theory.cli import main
+
+
+def run(capsys, *argv):
+    rc = main(list(argv))
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def test_integrals_json_matches_library(capsys):
+    from perceptron_theory.theory import integrals as I
+
+    rc, out, _ = run(capsys, "integrals", "--activation", "relu", "--Q", "0.8", "--R", "0.5", "--json")
+    assert rc == 0
+    d = json.loads(out)
+    assert d["I2"] == pytest.approx(float(I.I2("relu", 0.8, 0.5)), rel=1e-14)
+    assert set(d) >= {"I1", "I2", "I3", "eps", "dI1/dR", "deps/dQ"}
+
+
+def test_dynamics_plot_and_json(capsys, tmp_path):
+    png = tmp_path / "traj.png"
+    rc, out, _ = run(capsys, "dynamics", "--method", "bn", "--activation", "relu", "--lr", "0.5",
+                     "--zeta", "0.25", "--t-max", "10", "--n-points", "11", "--json", "--plot", str(png))
+    assert rc == 0
+    d = json.loads(out)
+    assert len(d["t"]) == 11 and d["diverged"] is False
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_lr_limits_sweep(capsys):
+    rc, out, _ = run(capsys, "lr-limits", "--method", "bn", "--activation", "relu",
+                     "--zeta-range", "0:1:3", "--fast", "--json")
+    assert rc == 0
+    rows = json.loads(out)
+    # eta_max = 2 (1 + 2 zeta) for ReLU, derived by hand in theory.dynamics
+    assert [r["eta_max"] for r in rows] == pytest.approx([2.0, 4.0, 6.0], rel=1e-12)
+
+
+@pytest.mark.parametrize("argv, word", [
+    (["integrals", "--activation", "relu", "--Q", "-1", "--R", "0"], "Q"),
+    (["integrals", "--activation", "relu", "--Q", "1", "--R", "1.5"], "R"),
+    (["integrals", "--activation", "relu", "--Q", "nan", "--R", "0"], "Q"),
+    (["dynamics", "--method", "bn", "--activation", "relu", "--lr", "0", "--zeta", "0.1"], "lr"),
+    (["dynamics", "--method", "bn", "--activation", "relu", "--lr", "1", "--zeta", "-0.1"], "zeta"),
+    (["lr-limits", "--method", "wn", "--activation", "relu", "--zeta", "0.2"], "zeta"),
+    (["integrals", "--activation", "tanh", "--Q", "1", "--R", "0"], "activation"),
+    (["dynamics", "--method", "adam", "--activation", "relu", "--lr", "1"], "method"),
+    (["reproduce", "--claim", "X-999"], "claims"),
+])
+def test_bad_input_one_line_exit_2(capsys, argv, word):
+    with pytest.raises(SystemExit) as e:
+        code = main(argv)
+        raise SystemExit(code)
+    _, err = capsys.readouterr()
+    assert e.value.code == 2
+    assert len(err.strip().splitlines()) == 1
+    assert word in err
+
+
+def test_reproduce_one_claim_writes_report(capsys, tmp_path):
+    rc, out, _ = run(capsys, "reproduce", "--quick", "--claim", "L-T1", "--out", str(tmp_path))
+    assert rc == 0, out
+    res = json.loads((tmp_path / "results.json").read_text())
+    assert res["ok"] and res["n_failed"] == 0
+    assert [c["claim"] for c in res["checks"]] == ["L-T1"]
+    md = (tmp_path / "report.md").read_text()
+    assert "| L-T1 |" in md and "![L-T1](L-T1.png)" in md
+    assert (tmp_path / "L-T1.png").read_bytes()[:4] == b"\x89PNG"
