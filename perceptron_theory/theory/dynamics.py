@@ -172,12 +172,8 @@ def _compiled_system(method: str):
 
 def _integral_args(activation: str, gamma: float, R: float, with_derivatives: bool):
     R = min(max(R, -1.0), 1.0)
-    vals = [_int.evaluate(k, activation, gamma, R).item() for k in ("I1", "I2", "I3")]
-    if not with_derivatives:
-        return vals + [0.0] * 6
-    ders = [_int.evaluate(k, activation, gamma, R, derivative=w).item()
-            for k in ("I1", "I2", "I3") for w in ("Q", "R")]
-    return vals + ders
+    vals = list(_int.scalar_kernel(activation, with_derivatives)(gamma, R))
+    return vals if with_derivatives else vals + [0.0] * 6
 
 
 def rhs(method: str, activation: str, lr: float, zeta: float = 0.0):
@@ -448,7 +444,8 @@ class Branch:
 
     Followed by continuation (each root starts from the previous one);
     ``max_real_eig`` is the largest real part of the ``(gamma, R)`` Jacobian's
-    eigenvalues there (negative = linearly stable).
+    eigenvalues there (negative = linearly stable; NaN where the root did not converge
+    even after refining the continuation step).
     """
 
     activation: str
@@ -482,21 +479,35 @@ def quasi_static_branch(activation: str, zeta: float, eta_eff, L0: float = 1.0) 
     method = "bn" if zeta > 0 else "wn"
     g0 = fixed_point(method, activation, zeta).gamma
     x = np.array([g0, 0.0 if zeta == 0 else 1e-3])
-    rows = []
-    for ee in grid:
+
+    def solve(ee, start):
         lr = ee * L0**2 / g0
         f = rhs(method, activation, lr, zeta)
 
-        def F(p, f=f, lr=lr):
+        def F(p):
             out = f(0.0, [p[0], np.cos(p[1]), L0])
             return [out[0] / lr, out[1] * L0**2 / lr]
 
-        sol = _optimize.root(F, x, method="hybr", options={"xtol": 1e-13})
+        sol = _optimize.root(F, start, method="hybr", options={"xtol": 1e-13})
         ok = bool(np.max(np.abs(F(sol.x))) < 1e-9 and sol.x[0] > 0)
-        if ok:
-            x = sol.x
+        return sol.x, ok
+
+    rows, prev = [], float(grid[0]) / 2
+    for ee in grid:
+        # adaptive continuation: halve the step from the last converged point on failure
+        target, step, ok = float(ee), float(ee) - prev, False
+        for _ in range(12):
+            y, ok = solve(min(prev + step, target), x)
+            if ok:
+                x, prev = y, min(prev + step, target)
+                if prev >= target:
+                    break
+            else:
+                step /= 2.0
+        ok = ok and prev >= target
+        lr = target * L0**2 / g0
         J = jacobian(method, activation, lr, zeta, (x[0], np.cos(x[1]), L0))[:2, :2]
-        rows.append((x[0], np.cos(x[1]), _max_real_eig(J), ok))
+        rows.append((x[0], np.cos(x[1]), _max_real_eig(J) if ok else np.nan, ok))
     g, R, m, ok = (np.array(c) for c in zip(*rows))
     return Branch(activation, zeta, L0, grid, g, R, m, ok.astype(bool))
 
@@ -512,14 +523,16 @@ def _eta_max_exact(method: str, activation: str, zeta: float, g0: float, L0: flo
         def m(lr):
             return _max_real_eig(jacobian("sgd", activation, lr, 0.0, (1.0, 1.0)))
         scale = 1.0
-    elif method == "wn":
+    elif method == "wn" or zeta == 0.0:
         def m(lr):
-            return _max_real_eig(jacobian("wn", activation, lr, 0.0, (1.0, 1.0, L0))[:2, :2])
+            return _max_real_eig(jacobian("wn", activation, lr, 0.0, (g0, 1.0, L0))[:2, :2])
         scale = g0 / L0**2
     else:
         first = lr_limits("bn", activation, zeta, L0, exact=False).eta_max
         br = quasi_static_branch(activation, zeta, np.linspace(first / 50, 10 * first, 200), L0)
-        bad = np.flatnonzero((br.max_real_eig >= 0) | ~br.converged)
+        if not np.all(br.converged):
+            return float("nan")  # cannot tell; reported as NaN rather than guessed
+        bad = np.flatnonzero(br.max_real_eig >= 0)
         return float("inf") if bad.size == 0 else float(br.eta_eff[bad[0]])
     hi = 1.0
     while m(hi) < 0:

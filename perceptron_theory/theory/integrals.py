@@ -82,6 +82,7 @@ __all__ = [
     "eps_gen",
     "integrals",
     "activation_function",
+    "scalar_kernel",
 ]
 
 ACTIVATIONS = ("linear", "relu", "erf")
@@ -223,6 +224,22 @@ def _compiled(activation: str, quantity: str, wrt: str | None):
     expr = (symbolic(activation)[quantity] if wrt is None
             else symbolic_derivative(activation, quantity, wrt))
     return sp.lambdify((Q, R), expr, modules="numpy", cse=True)
+
+
+@functools.cache
+def scalar_kernel(activation: str, derivatives: bool = False):
+    """Unchecked ``f(Q, R) -> tuple`` of floats for inner loops (ODE right-hand sides).
+
+    Returns ``(I1, I2, I3)`` or, with ``derivatives``, ``(I1, I2, I3, dI1/dQ, dI1/dR,
+    dI2/dQ, dI2/dR, dI3/dQ, dI3/dR)``, compiled into one function with ``math``
+    (no argument checks, no arrays: the caller guarantees ``Q > 0`` and ``|R| <= 1``).
+    """
+    check_choice("activation", activation, ACTIVATIONS)
+    exprs = [symbolic(activation)[k] for k in ("I1", "I2", "I3")]
+    if derivatives:
+        exprs += [symbolic_derivative(activation, k, w) for k in ("I1", "I2", "I3")
+                  for w in ("Q", "R")]
+    return sp.lambdify((Q, R), tuple(exprs), modules="math", cse=True)
 
 
 def _prepare(activation, Q_, R_):
