@@ -67,7 +67,9 @@ triangular. Keeping both, the fixed point of :math:`(\gamma, R)` at fixed :math:
 (quasi-static; :func:`quasi_static_branch`) is an *imperfect* transcritical
 bifurcation: for WN (:math:`\zeta = 0`) R = 1 loses stability exactly at
 :math:`\eta_{\rm eff} = \eta_{\max}`, while for BN the stable branch slides continuously
-from :math:`R^* \approx 1 - \eta_{\rm eff}\gamma_0 I_2(\gamma_0, 1)/2` to :math:`R^* < 1` and
+from :math:`1 - R^* \approx \eta_{\rm eff}\gamma_0 I_2(\gamma_0, 1)/(2D)`, with
+:math:`D = -\partial_R(\gamma I_3 - R I_1)` at :math:`(\gamma_0, 1)` (:math:`\gamma_0` for
+ReLU, :math:`2\gamma_0` for the linear student), to :math:`R^*` well below 1 and
 never loses stability, so BN has no sharp maximum rate in the exact limit: its
 :math:`\eta_{\max}` marks the crossover (``LRLimits.R_star_at_eta_max``).
 
@@ -353,8 +355,9 @@ def fixed_point(method: str, activation: str, zeta: float = 0.0, *, lr: float | 
     With ``lr=None``: the small-learning-rate fixed point of Luo et al. Prop. 1,
     :math:`(\\gamma_0, 1, L)` (closed form where one exists, else a scalar root).
     With ``lr`` given (``"bn"``/``"wn"``): the quasi-static fixed point of
-    :math:`(\\gamma, R)` at fixed ``L`` with the :math:`\\eta^2` terms kept, found with
-    :func:`scipy.optimize.root` in :math:`R = \\cos\\phi`. ``"sgd"``: :math:`(1, 1)` exactly.
+    :math:`(\\gamma, R)` at fixed ``L`` with the :math:`\\eta^2` terms kept, followed from
+    small rates by continuation (:func:`quasi_static_branch`, roots in
+    :math:`R = \\cos\\phi`). ``"sgd"``: :math:`(1, 1)` exactly.
     """
     zeta = _check_method(method, zeta)
     check_choice("activation", activation, _int.ACTIVATIONS)
@@ -369,18 +372,13 @@ def fixed_point(method: str, activation: str, zeta: float = 0.0, *, lr: float | 
     if lr is None:
         res = abs(_int.I1(activation, g0, 1.0).item() / g0 - zeta * g0)
         return FixedPoint(method, activation, zeta, None, g0, 1.0, L, src, True, res)
-    f = rhs(method, activation, lr, zeta)
-
-    def F(p):
-        g, phi = p
-        out = f(0.0, [g, np.cos(phi), L])
-        return [out[0] / lr, out[1] * L**2 / lr]
-
-    sol = _optimize.root(F, [g0, 1e-3], method="hybr", options={"xtol": 1e-13})
-    g, phi = sol.x
-    resid = float(np.max(np.abs(F(sol.x))))
-    ok = bool(sol.success and resid < 1e-9 and g > 0)
-    return FixedPoint(method, activation, zeta, lr, float(g), float(np.cos(phi)), L, "root", ok, resid)
+    eta_eff = lr * g0 / L**2
+    br = quasi_static_branch(activation, zeta, np.linspace(eta_eff / 20, eta_eff, 20), L)
+    g, R = float(br.gamma[-1]), float(br.R[-1])
+    out = rhs(method, activation, lr, zeta)(0.0, [g, R, L])
+    resid = float(max(abs(out[0]), abs(out[1]) * L**2) / lr)
+    ok = bool(br.converged[-1] and resid < 1e-9)
+    return FixedPoint(method, activation, zeta, lr, g, R, L, "root", ok, resid)
 
 
 # ---------------------------------------------------------------------- lr limits
@@ -489,6 +487,8 @@ def quasi_static_branch(activation: str, zeta: float, eta_eff, L0: float = 1.0) 
             return [out[0] / lr, out[1] * L0**2 / lr]
 
         sol = _optimize.root(F, start, method="hybr", options={"xtol": 1e-13})
+        # convergence is judged by the residual: WN's R = 1 is a double root in phi,
+        # where hybr reports failure at an exact root
         ok = bool(np.max(np.abs(F(sol.x))) < 1e-9 and sol.x[0] > 0)
         return sol.x, ok
 

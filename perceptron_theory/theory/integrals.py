@@ -155,11 +155,11 @@ def _derive_erf() -> dict[str, sp.Expr]:
         return 2 / pi * sp.asin(c(a, b) / sp.sqrt((1 + c(a, a)) * (1 + c(b, b))))
 
     def J3(a, b, cc):  # E[g'(a) b g(c)]
-        lam3 = (1 + c(a, a)) * (1 + c(cc, cc)) - c(a, cc) ** 2
+        lam3 = sp.expand((1 + c(a, a)) * (1 + c(cc, cc)) - c(a, cc) ** 2)
         return 2 / pi / sp.sqrt(lam3) * (c(b, cc) * (1 + c(a, a)) - c(a, b) * c(a, cc)) / (1 + c(a, a))
 
     def J4(a, b, cc, d):  # E[g'(a) g'(b) g(c) g(d)]
-        lam4 = (1 + c(a, a)) * (1 + c(b, b)) - c(a, b) ** 2
+        lam4 = sp.expand((1 + c(a, a)) * (1 + c(b, b)) - c(a, b) ** 2)
         lam0 = (lam4 * c(cc, d) - c(b, cc) * c(b, d) * (1 + c(a, a))
                 - c(a, cc) * c(a, d) * (1 + c(b, b))
                 + c(a, b) * c(a, cc) * c(b, d) + c(a, b) * c(a, d) * c(b, cc))
@@ -167,6 +167,8 @@ def _derive_erf() -> dict[str, sp.Expr]:
                 - c(a, cc) ** 2 * (1 + c(b, b)) + 2 * c(a, b) * c(a, cc) * c(b, cc))
         lam2 = (lam4 * (1 + c(d, d)) - c(b, d) ** 2 * (1 + c(a, a))
                 - c(a, d) ** 2 * (1 + c(b, b)) + 2 * c(a, b) * c(a, d) * c(b, d))
+        # expanded polynomials: the O(Q^4) terms cancel exactly, not in floating point
+        lam0, lam1, lam2 = (sp.factor(sp.expand(x)) for x in (lam0, lam1, lam2))
         return 4 / pi**2 / sp.sqrt(lam4) * sp.asin(lam0 / sp.sqrt(lam1 * lam2))
 
     return {
