@@ -1,8 +1,8 @@
 r"""Batch normalization as population normalization plus noise: closed forms.
 
 Symbol map (README notation table): ``batch_size`` = :math:`M`; ``h`` = pre-BN value
-:math:`h = w^T x` with population mean ``mu_p`` = :math:`\mu_P`, standard deviation
-``sigma_p`` = :math:`\sigma_P` and *excess* kurtosis ``rho`` = :math:`\rho`
+:math:`h = w^T x` with population mean ``mu_P`` = :math:`\mu_P`, standard deviation
+``sigma_P`` = :math:`\sigma_P` and *excess* kurtosis ``rho`` = :math:`\rho`
 (:math:`\rho = 0` for Gaussian h); batch statistics :math:`\mu_B`, :math:`\sigma_B`;
 ``gamma``, ``beta`` = BN scale and shift; ``zeta`` = :math:`\zeta`, the decay on gamma;
 :math:`\hat h = (h - \mu_P)/\sigma_P`; :math:`\tilde h = \gamma\hat h + \beta` (PN) and
@@ -28,8 +28,9 @@ Two models of the batch noise
 -----------------------------
 * *independent* (Luo et al. Thm. 1): :math:`\mu_B, \sigma_B` are noise independent of the
   sample, drawn from their distributions. Averaging the loss over that noise gives
-  PN + :math:`\zeta(h)\gamma^2` + a first-order term :math:`R_f` that vanishes at a
-  PN-stationary :math:`\gamma`.
+  PN + :math:`\zeta(h)\gamma^2` (:func:`zeta_theorem1`) + a first-order term :math:`R_f`
+  that vanishes at a PN-stationary :math:`\gamma`, + :math:`O(M^{-2})` terms that are
+  large at small M (heavy tail of :math:`1/\sigma_B^2`; about a factor 2 at M = 8).
 * *real*: the sample is inside its own batch. For the linear student and Gaussian h
   this is solvable exactly (:func:`linear_excess_loss`): the identities
   :math:`\sum_j ((h_j-\mu_B)/\sigma_B)^2 = M` and
@@ -37,7 +38,15 @@ Two models of the batch noise
   :math:`E[\ell_{BN}] = \ell_{PN} + \gamma a (1 - c_M)` with
   :math:`c_M = E[\sigma_B/\sigma_P]` (:func:`real_batch_shrinkage`). The penalty is
   *linear* in gamma: its value at :math:`\gamma = a` agrees with Theorem 1 to
-  leading order, its gamma-gradient is half of Theorem 1's :math:`2\zeta\gamma`.
+  leading order, its gamma-gradient is half of Theorem 1's :math:`2\zeta\gamma`
+  (:func:`equivalent_decay_real_batch`). For a GLM loss a first-order term
+  :math:`-\frac{\gamma}{2M}\overline{(A'-y)\hat h^3}` survives at the PN-stationary
+  point (:func:`real_batch_leading_excess`): Theorem 1 then fails at leading order
+  (about -25% for a ReLU teacher fitted with the softplus GLM).
+
+Both models are computed exactly for a Gaussian population by quadrature
+(:func:`gaussian_batch_loss`) and by Monte Carlo over batch draws
+(:func:`expected_bn_loss`).
 
 Annamalai & Thakur (BN as rate tuning)
 --------------------------------------
@@ -76,6 +85,7 @@ __all__ = [
     # linear student (L-C3)
     "DECAY_CONVENTIONS", "LinearDecay", "linear_decay_parts", "equivalent_decay_linear",
     "real_batch_shrinkage", "equivalent_decay_real_batch", "LinearExcess", "linear_excess_loss",
+    "decay_report",
     # Theorem 1 and losses (L-eq3)
     "BNLoss", "LOSSES", "softplus_partition", "ZetaTheorem1", "zeta_theorem1", "pn_loss",
     "pn_stationary_gamma", "pn_stationary_point", "pn_loss_plus_decay", "MonteCarloLoss",
@@ -121,8 +131,8 @@ class BatchStatsPrior:
 
     batch_size: int
     centered: bool
-    mu_p: float
-    sigma_p: float
+    mu_P: float
+    sigma_P: float
     rho: float
     mean_mu_b: float
     var_mu_b: float
@@ -133,7 +143,7 @@ class BatchStatsPrior:
         return asdict(self)
 
 
-def batch_stats_prior(batch_size: int, *, mu_p: float = 0.0, sigma_p: float = 1.0,
+def batch_stats_prior(batch_size: int, *, mu_P: float = 0.0, sigma_P: float = 1.0,
                       rho: float = 0.0, centered: bool = True) -> BatchStatsPrior:
     r"""Luo et al.'s normal priors of the batch mean and standard deviation.
 
@@ -155,9 +165,9 @@ def batch_stats_prior(batch_size: int, *, mu_p: float = 0.0, sigma_p: float = 1.
     ----------
     batch_size : int
         :math:`M \ge 2`.
-    mu_p : float
+    mu_P : float
         Population mean :math:`\mu_P`.
-    sigma_p : float
+    sigma_P : float
         Population standard deviation :math:`\sigma_P > 0`.
     rho : float
         Excess kurtosis :math:`\rho \ge -2` of h (0 for Gaussian, 3 Laplace, -1.2 uniform).
@@ -169,15 +179,15 @@ def batch_stats_prior(batch_size: int, *, mu_p: float = 0.0, sigma_p: float = 1.
     BatchStatsPrior
     """
     M = _check_batch_size(batch_size)
-    mu_p = check_real("mu_p", mu_p)
-    sigma_p = check_real("sigma_p", sigma_p, 0.0, lo_open=True)
+    mu_P = check_real("mu_P", mu_P)
+    sigma_P = check_real("sigma_P", sigma_P, 0.0, lo_open=True)
     rho = check_real("rho", rho, -2.0)
-    var_mu = sigma_p**2 / M if centered else 0.0
-    return BatchStatsPrior(M, bool(centered), mu_p, sigma_p, rho, mu_p, var_mu, sigma_p,
-                           sigma_p**2 * (rho + 2.0) / (4.0 * M))
+    var_mu = sigma_P**2 / M if centered else 0.0
+    return BatchStatsPrior(M, bool(centered), mu_P, sigma_P, rho, mu_P, var_mu, sigma_P,
+                           sigma_P**2 * (rho + 2.0) / (4.0 * M))
 
 
-def batch_variance_variance(batch_size: int, *, sigma_p: float = 1.0, rho: float = 0.0,
+def batch_variance_variance(batch_size: int, *, sigma_P: float = 1.0, rho: float = 0.0,
                             centered: bool = True) -> float:
     r"""Exact variance of the biased batch variance :math:`\sigma_B^2`, any distribution.
 
@@ -195,7 +205,7 @@ def batch_variance_variance(batch_size: int, *, sigma_p: float = 1.0, rho: float
     ----------
     batch_size : int
         :math:`M \ge 2`.
-    sigma_p : float
+    sigma_P : float
         :math:`\sigma_P > 0`.
     rho : float
         Excess kurtosis :math:`\rho \ge -2`.
@@ -207,11 +217,11 @@ def batch_variance_variance(batch_size: int, *, sigma_p: float = 1.0, rho: float
     float
     """
     M = _check_batch_size(batch_size)
-    sigma_p = check_real("sigma_p", sigma_p, 0.0, lo_open=True)
+    sigma_P = check_real("sigma_P", sigma_P, 0.0, lo_open=True)
     rho = check_real("rho", rho, -2.0)
     if centered:
-        return ((M - 1) / M) ** 2 * sigma_p**4 * (2.0 / (M - 1) + rho / M)
-    return sigma_p**4 * (rho + 2.0) / M
+        return ((M - 1) / M) ** 2 * sigma_P**4 * (2.0 / (M - 1) + rho / M)
+    return sigma_P**4 * (rho + 2.0) / M
 
 
 def batch_std_variance_coefficients(*, rho: float = 0.0, kappa6: float = 0.0,
@@ -368,7 +378,7 @@ class GaussianBatchStats:
         return asdict(self)
 
 
-def gaussian_batch_stats(batch_size: int, *, mu_p: float = 0.0, sigma_p: float = 1.0,
+def gaussian_batch_stats(batch_size: int, *, mu_P: float = 0.0, sigma_P: float = 1.0,
                          centered: bool = True) -> GaussianBatchStats:
     r"""Exact moments of :math:`\mu_B, \sigma_B` for Gaussian h.
 
@@ -390,9 +400,9 @@ def gaussian_batch_stats(batch_size: int, *, mu_p: float = 0.0, sigma_p: float =
     ----------
     batch_size : int
         :math:`M \ge 2`.
-    mu_p : float
+    mu_P : float
         :math:`\mu_P`.
-    sigma_p : float
+    sigma_P : float
         :math:`\sigma_P > 0`.
     centered : bool
         Batch mean (``True``) or known mean (``False``) subtracted.
@@ -402,14 +412,20 @@ def gaussian_batch_stats(batch_size: int, *, mu_p: float = 0.0, sigma_p: float =
     GaussianBatchStats
     """
     M = _check_batch_size(batch_size)
-    mu_p = check_real("mu_p", mu_p)
-    sigma_p = check_real("sigma_p", sigma_p, 0.0, lo_open=True)
+    mu_P = check_real("mu_P", mu_P)
+    sigma_P = check_real("sigma_P", sigma_P, 0.0, lo_open=True)
     nu = chi_dof(M, centered)
     m1 = batch_std_moment(M, 1.0, centered=centered)
-    mean_s = sigma_p * m1
-    var_s = sigma_p**2 * (nu / M - m1 * m1)
-    return GaussianBatchStats(M, bool(centered), nu, mu_p, sigma_p**2 / M if centered else 0.0,
-                              mean_s, var_s, sigma_p**2 * nu / M, 2.0 * nu * sigma_p**4 / M**2,
+    mean_s = sigma_P * m1
+    if nu < 100:      # relative error < 2e-11 either side of the switch
+        var_s = sigma_P**2 * (nu / M - m1 * m1)
+    else:  # nu/M - m1^2 cancels; Stirling series of x - (Gamma(x+1/2)/Gamma(x))^2, x = nu/2
+        x = nu / 2.0
+        d = (0.25 - 1 / (32 * x) - 1 / (128 * x**2) + 5 / (2048 * x**3) + 23 / (8192 * x**4)
+             - 53 / (65536 * x**5))
+        var_s = sigma_P**2 * 2.0 / M * d
+    return GaussianBatchStats(M, bool(centered), nu, mu_P, sigma_P**2 / M if centered else 0.0,
+                              mean_s, var_s, sigma_P**2 * nu / M, 2.0 * nu * sigma_P**4 / M**2,
                               True)
 
 
@@ -683,6 +699,71 @@ def linear_excess_loss(batch_size: int, gamma: float, gain: float, *, mode: str 
         val = (c1 - 1.0) * gamma * (gamma - a) + 0.5 * gamma**2 * q
         grad = (c1 - 1.0) * (2.0 * gamma - a) + gamma * q
     return LinearExcess(M, mode, bool(centered), gamma, a, float(val), float(grad))
+
+
+def decay_report(batch_size: int, *, sigma_P: float = 1.0, rho: float = 0.0,
+                 centered: bool = True) -> dict:
+    r"""Batch-statistic moments and BN's equivalent gamma decay at one M, as a flat dict.
+
+    Collects (for ``perceptron-theory bn-decay``): the normal prior of Luo et al. Sec. 2
+    (:func:`batch_stats_prior`, uses ``rho``); the exact Gaussian-h moments
+    (:func:`gaussian_batch_stats`, :func:`inverse_std_moment`); the linear student's decay
+    in the independence model in both conventions (:func:`linear_decay_parts`, exact and
+    large M) and the real-batch shrinkage and gradient-matched decay
+    (:func:`real_batch_shrinkage`, :func:`equivalent_decay_real_batch`). Moments that are
+    infinite at this M (:math:`E[1/\sigma_B^k]` needs :math:`\nu > k`) are ``None``.
+    ``prior_var_sigma_B_next_order_kappa6_0`` is the :math:`c_1\sigma_P^2/M^2` correction of
+    :func:`batch_std_variance_coefficients` with zero sixth cumulant and skewness.
+
+    Parameters
+    ----------
+    batch_size : int
+        :math:`M \ge 2`.
+    sigma_P : float
+        Population standard deviation of h, :math:`> 0`.
+    rho : float
+        Excess kurtosis of h (prior only; exact moments are for Gaussian h).
+    centered : bool
+        Standard BN (``True``) or variance-only BN (``False``).
+
+    Returns
+    -------
+    dict
+        JSON-ready; keys name the quantity and its convention.
+    """
+    M = _check_batch_size(batch_size)
+    sigma_P = check_real("sigma_P", sigma_P, 0.0, lo_open=True)
+    rho = check_real("rho", rho, -2.0)
+    nu = chi_dof(M, centered)
+    prior = batch_stats_prior(M, sigma_P=sigma_P, rho=rho, centered=centered)
+    ex = gaussian_batch_stats(M, sigma_P=sigma_P, centered=centered)
+    c0, c1 = batch_std_variance_coefficients(rho=rho, centered=centered)
+
+    def maybe(f, need):
+        return f() if nu > need else None
+
+    d = {"batch_size": M, "centered": bool(centered), "sigma_P": sigma_P, "rho": rho,
+         "dof": nu,
+         "prior_var_mu_B": prior.var_mu_b, "prior_var_sigma_B": prior.var_sigma_b,
+         "prior_var_sigma_B_next_order_kappa6_0": c1 * sigma_P**2 / M**2,
+         "gaussian_E_sigma_B": ex.mean_sigma_b, "gaussian_var_sigma_B": ex.var_sigma_b,
+         "gaussian_E_inv_sigma_B": maybe(
+             lambda: inverse_std_moment(M, 1, centered=centered) / sigma_P, 1),
+         "gaussian_E_inv_sigma_B2": maybe(
+             lambda: inverse_std_moment(M, 2, centered=centered) / sigma_P**2, 2)}
+    for conv in DECAY_CONVENTIONS:
+        lim = linear_decay_parts(M, convention=conv, exact=False, centered=centered)
+        exact = maybe(lambda conv=conv: linear_decay_parts(M, convention=conv,
+                                                           centered=centered), 2)
+        for part in ("sigma_part", "mu_part", "total"):
+            d[f"zeta_independent_{part}_{conv}_large_M"] = getattr(lim, part)
+            d[f"zeta_independent_{part}_{conv}_exact"] = (None if exact is None
+                                                          else getattr(exact, part))
+    d["real_batch_shrinkage_c_M"] = real_batch_shrinkage(M, centered=centered)
+    for conv in DECAY_CONVENTIONS:
+        d[f"zeta_real_batch_gradient_matched_{conv}"] = equivalent_decay_real_batch(
+            M, convention=conv, centered=centered)
+    return d
 
 
 # ======================================================================= losses
@@ -1171,7 +1252,7 @@ def expected_bn_loss(h, y, gamma: float, beta: float = 0.0, batch_size: int = 32
     mode = check_choice("mode", mode, ("real", "independent"))
     chunk_max = check_int("max_chunk_elements", max_chunk_elements, 1)
     rng = np.random.default_rng(seed)
-    _, mu_p, sd_p = _standardize(h)
+    _, mu_P, sd_p = _standardize(h)
     nu = M - 1 if centered else M
     per_draw = np.empty(n_draws)
     chunk = max(1, min(n_draws, chunk_max // P))
@@ -1182,13 +1263,13 @@ def expected_bn_loss(h, y, gamma: float, beta: float = 0.0, batch_size: int = 32
             perm = rng.permuted(np.tile(np.arange(P), (c, 1)), axis=1)[:, : nb * M]
             hb = h[perm].reshape(c, nb, M)  # shape=(c, nb, M)
             yb = y[perm].reshape(c, nb, M)
-            mu = hb.mean(axis=-1, keepdims=True) if centered else mu_p
+            mu = hb.mean(axis=-1, keepdims=True) if centered else mu_P
             sd = np.sqrt(np.mean((hb - mu) ** 2, axis=-1, keepdims=True))
             ht = gamma * (hb - mu) / sd + beta
             per_draw[start:start + c] = L.value(ht, yb).reshape(c, -1).mean(axis=1)
         else:
             sd = sd_p * np.sqrt(rng.chisquare(nu, size=(c, P)) / M)  # shape=(c, P)
-            mu = mu_p + (sd_p / math.sqrt(M)) * rng.standard_normal((c, P)) if centered else mu_p
+            mu = mu_P + (sd_p / math.sqrt(M)) * rng.standard_normal((c, P)) if centered else mu_P
             ht = gamma * (h[None, :] - mu) / sd + beta
             per_draw[start:start + c] = L.value(ht, y[None, :]).mean(axis=1)
     return MonteCarloLoss(float(per_draw.mean()), float(per_draw.std(ddof=1) / math.sqrt(n_draws)),
