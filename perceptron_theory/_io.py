@@ -7,7 +7,8 @@ import os
 import tempfile
 from pathlib import Path
 
-__all__ = ["atomic_write_bytes", "atomic_write_text", "atomic_write_json", "atomic_savefig"]
+__all__ = ["to_plain_dict", "atomic_write_bytes", "atomic_write_text", "atomic_write_json",
+           "atomic_savefig"]
 
 
 def atomic_write_bytes(path, data: bytes) -> Path:
@@ -36,7 +37,8 @@ def atomic_write_text(path, text: str) -> Path:
 
 
 def atomic_write_json(path, obj) -> Path:
-    return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=_jsonable) + "\n")
+    text = json.dumps(obj, indent=2, sort_keys=False, default=_jsonable)
+    return atomic_write_text(path, text + "\n")
 
 
 def atomic_savefig(fig, path, **kwargs) -> Path:
@@ -47,6 +49,19 @@ def atomic_savefig(fig, path, **kwargs) -> Path:
     fmt = kwargs.pop("format", Path(path).suffix.lstrip(".") or "png")
     fig.savefig(buf, format=fmt, **kwargs)
     return atomic_write_bytes(path, buf.getvalue())
+
+
+def to_plain_dict(obj) -> dict:
+    """A dataclass as a dict of plain Python values (arrays become lists), for JSON."""
+    from dataclasses import fields
+
+    import numpy as np
+
+    out = {}
+    for f in fields(obj):
+        v = getattr(obj, f.name)
+        out[f.name] = v.tolist() if isinstance(v, np.ndarray) else v
+    return out
 
 
 def _jsonable(obj):

@@ -84,8 +84,10 @@ def _cmd_dynamics(a) -> int:
               + (f" at t={tr.t_diverged:.4g}" if tr.t_diverged is not None else ""))
         print(f"{'t':>10} {'gamma':>12} {'R':>12} {'L':>12} {'eps':>12}")
         step = max(1, len(tr.t) // 20)
-        for i in list(range(0, len(tr.t), step)) + ([len(tr.t) - 1] if (len(tr.t) - 1) % step else []):
-            print(f"{tr.t[i]:10.4g} {tr.gamma[i]:12.6g} {tr.R[i]:12.6g} {tr.L[i]:12.6g} {tr.eps[i]:12.6g}")
+        rows = sorted(set(range(0, len(tr.t), step)) | {len(tr.t) - 1})
+        for i in rows:
+            print(f"{tr.t[i]:10.4g} {tr.gamma[i]:12.6g} {tr.R[i]:12.6g} {tr.L[i]:12.6g} "
+                  f"{tr.eps[i]:12.6g}")
     return 0
 
 
@@ -136,7 +138,8 @@ def _cmd_reproduce(a) -> int:
               f"{report.elapsed:.1f} s -> {report.out_dir}/report.md")
         for r in report.results:
             bad = [c for c in r.comparisons if not c.ok]
-            print(f"  {r.claim:10s} {'ok' if r.ok else 'FAILED'}  ({len(r.comparisons)} comparisons)")
+            state = "ok" if r.ok else "FAILED"
+            print(f"  {r.claim:10s} {state}  ({len(r.comparisons)} comparisons)")
             for c in bad:
                 print(f"      FAIL {c.quantity}: predicted {c.predicted:.6g}, measured "
                       f"{c.measured:.6g}, tolerance {c.tolerance:.3g}  {c.note}")

@@ -63,7 +63,7 @@ def draw(plots, ncols: int | None = None):
     ncols = ncols or min(len(plots), 3)
     nrows = -(-len(plots) // ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(4.6 * ncols, 3.6 * nrows), squeeze=False)
-    for ax, p in zip(axes.flat, plots):
+    for ax, p in zip(axes.flat, plots, strict=False):
         for s in p.series:
             x, y = np.asarray(s.x), np.asarray(s.y)
             if s.style == "points":

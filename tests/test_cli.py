@@ -16,7 +16,8 @@ def run(capsys, *argv):
 def test_integrals_json_matches_library(capsys):
     from perceptron_theory.theory import integrals as I
 
-    rc, out, _ = run(capsys, "integrals", "--activation", "relu", "--Q", "0.8", "--R", "0.5", "--json")
+    rc, out, _ = run(capsys, "integrals", "--activation", "relu", "--Q", "0.8", "--R", "0.5",
+                     "--json")
     assert rc == 0
     d = json.loads(out)
     assert d["I2"] == pytest.approx(float(I.I2("relu", 0.8, 0.5)), rel=1e-14)
@@ -26,7 +27,8 @@ def test_integrals_json_matches_library(capsys):
 def test_dynamics_plot_and_json(capsys, tmp_path):
     png = tmp_path / "traj.png"
     rc, out, _ = run(capsys, "dynamics", "--method", "bn", "--activation", "relu", "--lr", "0.5",
-                     "--zeta", "0.25", "--t-max", "10", "--n-points", "11", "--json", "--plot", str(png))
+                     "--zeta", "0.25", "--t-max", "10", "--n-points", "11", "--json",
+                     "--plot", str(png))
     assert rc == 0
     d = json.loads(out)
     assert len(d["t"]) == 11 and d["diverged"] is False

@@ -22,8 +22,10 @@ def test_import_is_light():
 
 def test_theory_never_imports_matplotlib_or_other_layers():
     code = ("import sys; import " + ", ".join(THEORY_MODULES) + "; "
-            "bad = [m for m in sys.modules if m.split('.')[0] in ('matplotlib', 'torch', 'validation')"
-            " or m.startswith('perceptron_theory.simulate') or m.startswith('perceptron_theory.deep')]; "
+            "bad = [m for m in sys.modules"
+            " if m.split('.')[0] in ('matplotlib', 'torch', 'validation')"
+            " or m.startswith('perceptron_theory.simulate')"
+            " or m.startswith('perceptron_theory.deep')]; "
             "print(bad); sys.exit(1 if bad else 0)")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0, r.stdout + r.stderr

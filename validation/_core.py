@@ -68,7 +68,8 @@ def expect(claim: str, quantity: str, bound, measured, relation: str, *, stderr:
     else:
         raise ValueError(f"relation must be '>=' or '<=', got {relation!r}")
     ok = ok and math.isfinite(measured)
-    return Comparison(claim, quantity, bound, measured, float(stderr), tol, bool(ok), note, relation)
+    return Comparison(claim, quantity, bound, measured, float(stderr), tol, bool(ok), note,
+                      relation)
 
 
 @dataclass(frozen=True)

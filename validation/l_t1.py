@@ -78,7 +78,8 @@ def check(quick: bool = True, seed: int = 0) -> CheckResult:
         comps.append(expect(CLAIM, f"Prop.4 min_zeta eta_max_bn - (eta_max_wn + 2 zeta), {act}",
                             0.0, min(margins), ">=", stderr=1e-12, n_sigma=1.0, note=(
                                 "equality for the linear student (2 + 2 zeta): round-off "
-                                f"allowance 1e-12; {len(grid)} zetas in (0, 1]; with the paper's printed "
+                                f"allowance 1e-12; {len(grid)} zetas in (0, 1]; "
+                                "with the paper's printed "
                                 f"Table-1 formula the minimum margin is {min(paper):.3g}")))
     # BN's exact quasi-static fixed point never loses stability (beyond the paper)
     for act in ("relu", "linear"):
@@ -96,7 +97,8 @@ def check(quick: bool = True, seed: int = 0) -> CheckResult:
         wn = D.lr_limits("wn", act, exact=False).eta_max
         pap = [D.eta_max_paper(act, z) for z in zs]
         plots.append(Plot(f"eta_max vs zeta ({act})", "zeta", "eta_max", (
-            series("BN (derived)", zs, bn), series("BN (paper, as printed)", zs, pap, style="dashed"),
+            series("BN (derived)", zs, bn),
+            series("BN (paper, as printed)", zs, pap, style="dashed"),
             series("WN / SGD", zs, np.full_like(zs, wn)),
             series("Prop. 4 bound", zs, wn + 2 * zs, style="dashed"))))
     summary = ("Prop. 1 and the derived Table 1 hold. The BN eta_max printed in our copy, "

@@ -52,7 +52,8 @@ def run(out_dir="reproduce_out", quick: bool = True, seed: int = 0, claims=None,
     if claims:
         unknown = sorted(set(claims) - set(registry))
         if unknown:
-            raise ValueError(f"claims must be among {', '.join(registry)}; got {', '.join(unknown)}")
+            raise ValueError(f"claims must be among {', '.join(registry)}; "
+                             f"got {', '.join(unknown)}")
     selected = [c for c in registry.values() if not claims or c.claim in claims]
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

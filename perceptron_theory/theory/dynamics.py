@@ -53,7 +53,8 @@ of :math:`I_1(\gamma, 1) = \zeta\gamma^2`: :math:`\gamma_0 = 1/(2\zeta + 1)` for
 which reduces to WN's :math:`\partial_R(I_3 - I_1)/(\partial_R I_2/2)`,
 :math:`\eta_{\rm eff} = \eta/L_0^2` at :math:`\zeta = 0`; for ReLU
 :math:`\eta_{\max}^{bn} = 2(1 + 2\zeta)` and for the linear student :math:`2(1 + \zeta)`.
-Our copy of the paper prints :math:`(\partial_R(\gamma_0 I_3 - I_1) - \zeta\gamma_0)/(\partial_R I_2/2)`
+Our copy of the paper prints
+:math:`(\partial_R(\gamma_0 I_3 - I_1) - \zeta\gamma_0)/(\partial_R I_2/2)`
 (:func:`eta_max_paper`): that expression is inconsistent with the paper's own
 :math:`\lambda_R` and gives :math:`\gamma_0 + 1/\gamma_0 < 2 + 2\zeta` for ReLU, violating
 Prop. 4, which our derived form satisfies (:math:`2 + 4\zeta \ge 2 + 2\zeta`).
@@ -89,6 +90,7 @@ from scipy import integrate as _integrate
 from scipy import optimize as _optimize
 
 from perceptron_theory._checks import check_array, check_choice, check_int, check_real
+from perceptron_theory._io import to_plain_dict
 from perceptron_theory.theory import integrals as _int
 
 __all__ = [
@@ -119,7 +121,8 @@ def _check_method(method: str, zeta: float) -> float:
     check_choice("method", method, METHODS)
     zeta = check_real("zeta", zeta, lo=0.0)
     if method in ("wn", "sgd") and zeta != 0.0:
-        raise ValueError(f"zeta must be 0 for method {method!r} (gamma decay is BN's), got {zeta!r}")
+        raise ValueError(f"zeta must be 0 for method {method!r} (gamma decay is BN's), "
+                         f"got {zeta!r}")
     return zeta
 
 
@@ -230,8 +233,7 @@ class Trajectory:
     message: str
 
     def to_dict(self) -> dict:
-        d = asdict(self)
-        return {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in d.items()}
+        return to_plain_dict(self)
 
 
 def integrate(method: str, activation: str, *, lr: float, zeta: float = 0.0,
@@ -308,7 +310,9 @@ def integrate(method: str, activation: str, *, lr: float, zeta: float = 0.0,
 
 # ---------------------------------------------------------------------- fixed points
 def gamma0_closed_form(activation: str, zeta: float) -> float | None:
-    """Closed-form :math:`\\gamma_0` of Prop. 1 (ReLU: :math:`1/(2\\zeta+1)`; linear: :math:`1/(\\zeta+1)`).
+    """Closed-form :math:`\\gamma_0` of Prop. 1.
+
+    ReLU: :math:`1/(2\\zeta+1)`; linear: :math:`1/(\\zeta+1)`.
 
     Returns ``None`` for ``"erf"``, which has no closed form (use :func:`fixed_point`).
     """
@@ -456,7 +460,7 @@ class Branch:
     converged: np.ndarray
 
     def to_dict(self) -> dict:
-        return {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in asdict(self).items()}
+        return to_plain_dict(self)
 
 
 def quasi_static_branch(activation: str, zeta: float, eta_eff, L0: float = 1.0) -> Branch:
@@ -508,7 +512,7 @@ def quasi_static_branch(activation: str, zeta: float, eta_eff, L0: float = 1.0) 
         lr = target * L0**2 / g0
         J = jacobian(method, activation, lr, zeta, (x[0], np.cos(x[1]), L0))[:2, :2]
         rows.append((x[0], np.cos(x[1]), _max_real_eig(J) if ok else np.nan, ok))
-    g, R, m, ok = (np.array(c) for c in zip(*rows))
+    g, R, m, ok = (np.array(c) for c in zip(*rows, strict=True))
     return Branch(activation, zeta, L0, grid, g, R, m, ok.astype(bool))
 
 
@@ -544,7 +548,7 @@ def _eta_max_exact(method: str, activation: str, zeta: float, g0: float, L0: flo
 
 def lr_limits(method: str, activation: str, zeta: float = 0.0, L0: float = 1.0,
               exact: bool = True) -> LRLimits:
-    """Fixed point, :math:`\\eta_{\\max}` and :math:`\\eta_{\\rm eff}` (Luo et al. Table 1, derived).
+    """Fixed point, :math:`\\eta_{\\max}`, :math:`\\eta_{\\rm eff}` (Luo et al. Table 1, derived).
 
     Parameters
     ----------

@@ -69,6 +69,7 @@ import numpy as np
 import sympy as sp
 
 from perceptron_theory._checks import check_array, check_choice
+from perceptron_theory._io import to_plain_dict
 
 __all__ = [
     "ACTIVATIONS",
@@ -156,7 +157,8 @@ def _derive_erf() -> dict[str, sp.Expr]:
 
     def J3(a, b, cc):  # E[g'(a) b g(c)]
         lam3 = sp.expand((1 + c(a, a)) * (1 + c(cc, cc)) - c(a, cc) ** 2)
-        return 2 / pi / sp.sqrt(lam3) * (c(b, cc) * (1 + c(a, a)) - c(a, b) * c(a, cc)) / (1 + c(a, a))
+        num = c(b, cc) * (1 + c(a, a)) - c(a, b) * c(a, cc)
+        return 2 / pi / sp.sqrt(lam3) * num / (1 + c(a, a))
 
     def J4(a, b, cc, d):  # E[g'(a) g'(b) g(c) g(d)]
         lam4 = sp.expand((1 + c(a, a)) * (1 + c(b, b)) - c(a, b) ** 2)
@@ -314,7 +316,7 @@ class Integrals:
     eps: np.ndarray
 
     def to_dict(self) -> dict:
-        return {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in self.__dict__.items()}
+        return to_plain_dict(self)
 
 
 def integrals(activation: str, Q, R) -> Integrals:
