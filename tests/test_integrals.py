@@ -397,3 +397,34 @@ def test_valid_input_gives_finite_output(Q, R, activation, quantity, derivative)
     """Over the physically relevant range 1e-3 <= Q <= 1e3, -1 <= R <= 1."""
     out = integrals.evaluate(quantity, activation, Q, R, derivative=derivative)
     assert out.shape == () and np.isfinite(out)
+
+
+# --- teacher activation different from the student's (Luo et al. App. D) ----------------
+@pytest.mark.parametrize("student, teacher", [("relu", "linear"), ("linear", "relu")])
+def test_mixed_teacher_all_quantities_vs_monte_carlo(student, teacher):
+    rng = np.random.default_rng(11)
+    g, dg = integrals.activation_function(student)
+    gt, _ = integrals.activation_function(teacher)
+    n = 400_000
+    for q, r in ((0.6, 0.4), (1.3, -0.7), (0.9, 1.0)):
+        u, z = rng.standard_normal((2, n))
+        s, t = q * u, r * u + np.sqrt(max(1 - r * r, 0.0)) * z
+        d = dg(s) * (gt(t) - g(s))
+        for name, v in (("I1", d * s), ("I2", d * d), ("I3", d * t), ("eps", (gt(t) - g(s)) ** 2)):
+            pred = float(integrals.evaluate(name, student, q, r, teacher=teacher))
+            assert abs(pred - v.mean()) <= 5 * v.std() / np.sqrt(n) + 1e-12, (name, q, r)
+
+
+def test_relu_student_linear_teacher_closed_form():
+    import sympy as sp
+
+    Qs, Rs = integrals.Q, integrals.R
+    assert sp.simplify(integrals.symbolic("relu", "linear")["eps"] - (1 + Qs**2 / 2 - Qs * Rs)) == 0
+    assert integrals.symbolic("relu", "relu") == integrals.symbolic("relu")
+
+
+def test_unsupported_teacher_pair_is_a_value_error():
+    with pytest.raises(ValueError, match="teacher"):
+        integrals.eps_gen("erf", 1.0, 0.5, teacher="linear")
+    with pytest.raises(ValueError, match="teacher"):
+        integrals.eps_gen("relu", 1.0, 0.5, teacher="tanh")

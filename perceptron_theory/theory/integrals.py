@@ -109,12 +109,16 @@ def activation_function(activation: str):
 
 
 # --------------------------------------------------------------------------- derivation
-def _derive_piecewise_linear(slopes: tuple[float, float]) -> dict[str, sp.Expr]:
+def _derive_piecewise_linear(slopes: tuple[float, float],
+                             teacher_slopes: tuple[float, float] | None = None
+                             ) -> dict[str, sp.Expr]:
     """Derive I1, I2, I3, eps for g(x) = slope_+ x (x > 0), slope_- x (x < 0).
 
-    ``(1, 1)`` is the identity, ``(1, 0)`` is ReLU. Valid for ``Q > 0``.
+    ``(1, 1)`` is the identity, ``(1, 0)`` is ReLU. ``teacher_slopes`` gives the
+    teacher's activation (default: the student's). Valid for ``Q > 0``.
     """
     pos, neg = slopes
+    tpos, tneg = teacher_slopes if teacher_slopes is not None else slopes
     u, t = sp.cos(_theta), sp.cos(_theta - _phi)
     hp = sp.pi / 2
     # theta-wedges for phi = arccos(R) in [0, pi]; keys are (u > 0, t > 0)
@@ -135,7 +139,7 @@ def _derive_piecewise_linear(slopes: tuple[float, float]) -> dict[str, sp.Expr]:
         total = 0
         for (u_pos, t_pos), (a, b) in wedges.items():
             su = pos if u_pos else neg
-            st = pos if t_pos else neg
+            st = tpos if t_pos else tneg
             expr = sp.expand(sp.expand_trig(f(su * Q * u, st * t, su)))
             total += sp.integrate(expr, (_theta, a, b))
         # E[.] = (1 / 2 pi) * (int r^3 e^{-r^2/2} dr = 2) * angular integral
@@ -181,24 +185,35 @@ def _derive_erf() -> dict[str, sp.Expr]:
     }
 
 
-_DERIVATIONS = {
-    "linear": lambda: _derive_piecewise_linear((1, 1)),
-    "relu": lambda: _derive_piecewise_linear((1, 0)),
-    "erf": _derive_erf,
-}
+_SLOPES = {"linear": (1, 1), "relu": (1, 0)}
+
+
+def _check_teacher(activation: str, teacher: str | None) -> str:
+    check_choice("activation", activation, ACTIVATIONS)
+    teacher = activation if teacher is None else check_choice("teacher", teacher, ACTIVATIONS)
+    if teacher != activation and (activation not in _SLOPES or teacher not in _SLOPES):
+        raise ValueError(f"teacher must be 'linear' or 'relu' when it differs from the "
+                         f"student's activation ({activation!r}); got {teacher!r}")
+    return teacher
 
 
 @functools.cache
-def symbolic(activation: str) -> dict[str, sp.Expr]:
+def symbolic(activation: str, teacher: str | None = None) -> dict[str, sp.Expr]:
     """Return the sympy expressions ``{"I1", "I2", "I3", "eps"}`` in symbols ``Q``, ``R``.
 
     Parameters
     ----------
     activation : str
-        One of :data:`ACTIVATIONS`.
+        The student's activation, one of :data:`ACTIVATIONS`.
+    teacher : str, optional
+        The teacher's activation (default: the student's). A teacher that differs from
+        the student is supported for the piecewise-linear pair {linear, relu}, e.g. the
+        ReLU student of a linear teacher (Luo et al. App. D: eps = 1 + Q^2/2 - Q R).
     """
-    check_choice("activation", activation, ACTIVATIONS)
-    return dict(_DERIVATIONS[activation]())
+    teacher = _check_teacher(activation, teacher)
+    if activation == "erf":
+        return dict(_derive_erf())
+    return dict(_derive_piecewise_linear(_SLOPES[activation], _SLOPES[teacher]))
 
 
 def _clear_sqrt_singularity(expr: sp.Expr) -> sp.Expr:
@@ -213,20 +228,21 @@ def _clear_sqrt_singularity(expr: sp.Expr) -> sp.Expr:
 
 
 @functools.cache
-def symbolic_derivative(activation: str, quantity: str, wrt: str) -> sp.Expr:
+def symbolic_derivative(activation: str, quantity: str, wrt: str,
+                        teacher: str | None = None) -> sp.Expr:
     """Symbolic partial derivative of a quantity with respect to ``"Q"`` or ``"R"``."""
     check_choice("quantity", quantity, QUANTITIES)
     check_choice("wrt", wrt, ("Q", "R"))
-    expr = sp.diff(symbolic(activation)[quantity], Q if wrt == "Q" else R)
+    expr = sp.diff(symbolic(activation, teacher)[quantity], Q if wrt == "Q" else R)
     if activation != "erf":  # erf's forms are already regular at R = +-1
         expr = _clear_sqrt_singularity(expr)
     return expr
 
 
 @functools.cache
-def _compiled(activation: str, quantity: str, wrt: str | None):
-    expr = (symbolic(activation)[quantity] if wrt is None
-            else symbolic_derivative(activation, quantity, wrt))
+def _compiled(activation: str, quantity: str, wrt: str | None, teacher: str | None = None):
+    expr = (symbolic(activation, teacher)[quantity] if wrt is None
+            else symbolic_derivative(activation, quantity, wrt, teacher))
     return sp.lambdify((Q, R), expr, modules="numpy", cse=True)
 
 
@@ -253,7 +269,8 @@ def _prepare(activation, Q_, R_):
     return np.broadcast_arrays(Qa, Ra)
 
 
-def evaluate(quantity: str, activation: str, Q, R, derivative: str | None = None) -> np.ndarray:
+def evaluate(quantity: str, activation: str, Q, R, derivative: str | None = None,
+             teacher: str | None = None) -> np.ndarray:
     """Evaluate ``quantity`` (or its partial derivative) on broadcast arrays ``Q``, ``R``.
 
     Parameters
@@ -268,13 +285,17 @@ def evaluate(quantity: str, activation: str, Q, R, derivative: str | None = None
         Student-teacher correlation, ``-1 <= R <= 1``.
     derivative : {None, "Q", "R"}
         Return the partial derivative with respect to this variable.
+    teacher : str, optional
+        The teacher's activation (default: the student's); see :func:`symbolic`.
     """
     check_choice("quantity", quantity, QUANTITIES)
+    teacher = _check_teacher(activation, teacher)
+    teacher = None if teacher == activation else teacher
     if derivative is not None:
         check_choice("derivative", derivative, ("Q", "R"))
     Qa, Ra = _prepare(activation, Q, R)
     with np.errstate(invalid="ignore", divide="ignore"):
-        out = _compiled(activation, quantity, derivative)(Qa, Ra)
+        out = _compiled(activation, quantity, derivative, teacher)(Qa, Ra)
     return np.broadcast_to(np.asarray(out, dtype=float), Qa.shape).copy()
 
 
@@ -293,14 +314,19 @@ def I3(activation: str, Q, R) -> np.ndarray:
     return evaluate("I3", activation, Q, R)
 
 
-def eps_gen(activation: str, gamma, R) -> np.ndarray:
-    """Generalization error :math:`\\epsilon(\\gamma, R) = E[(g(t) - g(\\gamma u))^2]`.
+def eps_gen(activation: str, gamma, R, teacher: str | None = None) -> np.ndarray:
+    """Generalization error :math:`\\epsilon(\\gamma, R) = E[(g^*(t) - g(\\gamma u))^2]`.
 
     Unhalved squared error of a normalized student of scale ``gamma`` (= ``Q``) and
-    overlap ``R``; linear: :math:`1 + \\gamma^2 - 2\\gamma R` (Luo et al. App. D, L-D).
+    overlap ``R``; the teacher's activation :math:`g^*` is ``teacher`` (default: the
+    student's). Linear: :math:`1 + \\gamma^2 - 2\\gamma R`; ReLU student of a linear
+    teacher: :math:`1 + \\gamma^2/2 - \\gamma R` (Luo et al. App. D, L-D).
     Noise-free teacher; a teacher with output noise of variance ``S`` adds ``S``.
+
+    >>> round(float(eps_gen("relu", 0.5, 1.0, teacher="linear")), 6)  # 1 + 1/8 - 1/2
+    0.625
     """
-    return evaluate("eps", activation, gamma, R)
+    return evaluate("eps", activation, gamma, R, teacher=teacher)
 
 
 @dataclass(frozen=True)
