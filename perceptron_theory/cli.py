@@ -124,6 +124,32 @@ def _cmd_bn_decay(a) -> int:
     return 0
 
 
+def _cmd_curve(a) -> int:
+    from perceptron_theory.theory import generalization as G
+
+    if (a.alpha is None) == (a.alpha_range is None):
+        raise ValueError("give exactly one of --alpha A or --alpha-range a:b:n")
+    alphas = [a.alpha] if a.alpha is not None else list(np.linspace(*a.alpha_range))
+    beta = float("inf") if a.beta is None else a.beta
+    curve = G.learning_curve(a.student, a.method, alphas, noise=a.noise, zeta=a.zeta,
+                             batch_size=a.batch_size, beta=beta)
+    d = curve.to_dict()
+    if a.plot:
+        from perceptron_theory.plotting import Plot, save, series
+
+        save(Plot(f"{a.student} student, {a.method}, S={a.noise}", "alpha = P/N",
+                  "generalization error", (series(a.method, d["alpha"], d["eps"]),)), a.plot)
+    if a.json:
+        print(_dump(d))
+    else:
+        if d.get("note"):
+            print(f"# {d['note']}")
+        print(f"{'alpha':>10} {'eps':>14}")
+        for x, e in zip(d["alpha"], d["eps"], strict=True):
+            print(f"{x:10.4g} {e:14.8g}")
+    return 0
+
+
 def _cmd_reproduce(a) -> int:
     from validation.report import run
 
@@ -198,6 +224,19 @@ def build_parser() -> argparse.ArgumentParser:
                    help="variance-only BN (known mean 0): chi^2 with M degrees of freedom")
     common(s, plot=False)
     s.set_defaults(func=_cmd_bn_decay)
+
+    s = sub.add_parser("curve", help="generalization error vs load alpha (Luo et al. Sec. 4)")
+    s.add_argument("--student", choices=("linear", "relu"), required=True)
+    s.add_argument("--method", choices=("min-norm", "ridge", "bn", "replica"), required=True)
+    s.add_argument("--alpha", type=float, help="one load alpha = P/N (> 0)")
+    s.add_argument("--alpha-range", type=_range, metavar="A:B:N", help="a grid of loads")
+    s.add_argument("--noise", type=float, default=0.0, help="teacher output-noise variance S")
+    s.add_argument("--zeta", type=float, default=0.0,
+                   help="decay on |w|^2 in the sum convention 1/2 sum (y - g)^2 + zeta/2 |w|^2")
+    s.add_argument("--batch-size", type=int, help="M for --method bn")
+    s.add_argument("--beta", type=float, help="inverse temperature (default: infinity)")
+    common(s)
+    s.set_defaults(func=_cmd_curve)
 
     s = sub.add_parser("reproduce", help="run every registered check and write the report")
     g = s.add_mutually_exclusive_group()

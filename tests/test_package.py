@@ -9,6 +9,7 @@ import sys
 import pytest
 
 THEORY_MODULES = ["perceptron_theory.theory.integrals", "perceptron_theory.theory.dynamics",
+                  "perceptron_theory.theory.generalization",
                   "perceptron_theory.theory.batchnorm"]
 
 
