@@ -22,6 +22,7 @@ tests iterate the registry instead of listing scripts by hand::
 FIGURES = {
     "lr_limits": "paper_figures.lr_limits",
     "fig1a": "paper_figures.fig1a",
+    "fig1b": "paper_figures.fig1b",
 }
 
 __all__ = ["FIGURES"]

@@ -21,7 +21,6 @@ from __future__ import annotations
 import doctest
 import json
 import math
-import sys
 
 import numpy as np
 import pytest
@@ -359,38 +358,20 @@ def test_learning_curve_dispatch_and_conventions():
     json.dumps(scaled.to_dict())
 
 
-def test_replica_branch_without_solver(monkeypatch):
-    monkeypatch.setitem(sys.modules, "perceptron_theory.theory.replica", None)
-    for args in (("linear", "replica"), ("relu", "ridge"), ("relu", "bn")):
-        kw = {"batch_size": 16} if args[1] == "bn" else {}
-        with pytest.raises(NotImplementedError, match="replica"):
-            gen.learning_curve(*args, [0.5, 1.0], noise=S, **kw)
+def test_replica_branch_delegates_in_the_sum_convention():
+    """ReLU ridge/bn go to the replica solver, with bn's decay scaled by alpha."""
+    from perceptron_theory.theory import replica
 
-
-def test_replica_branch_repackages_the_solver_output(monkeypatch):
-    """With a stub solver: arguments in the sum convention, output as a LearningCurve."""
-    import types
-
-    calls = {}
-
-    def stub(alphas, *, student, teacher, noise, zeta, beta):
-        calls.update(alphas=np.array(alphas), student=student, teacher=teacher, noise=noise,
-                     zeta=np.array(zeta), beta=beta)
-        n = len(alphas)
-        return types.SimpleNamespace(eps=np.full(n, 0.5), gamma=np.ones(n), R=np.full(n, 0.7),
-                                     converged=np.ones(n, dtype=bool))
-
-    monkeypatch.setitem(sys.modules, "perceptron_theory.theory.replica",
-                        types.SimpleNamespace(learning_curve=stub))
-    c = gen.learning_curve("relu", "bn", [0.5, 2.0], noise=S, batch_size=16)
-    np.testing.assert_allclose(calls["zeta"], [0.5 / 32, 2.0 / 32])
-    assert calls["student"] == "relu" and calls["teacher"] == "linear" and calls["beta"] == math.inf
-    assert c.method == "bn" and c.student == "relu" and np.all(c.eps == 0.5)
-    assert "replica" in c.note and "M=16" in c.note
+    alphas = [0.5, 2.0]
+    c = gen.learning_curve("relu", "bn", alphas, noise=S, batch_size=16)
+    ref = replica.learning_curve(alphas, student="relu", teacher="linear", noise=S,
+                                 zeta=np.array(alphas) / 32)
+    np.testing.assert_allclose(c.eps, ref.eps, rtol=1e-10)
+    np.testing.assert_allclose(c.zeta, np.array(alphas) / 32)
+    assert c.method == "bn" and "replica" in c.note and "M=16" in c.note
     c = gen.learning_curve("relu", "ridge", [0.5], noise=S, zeta=0.1, include_noise=True)
-    assert c.eps[0] == pytest.approx(0.5 + S) and calls["zeta"][0] == pytest.approx(0.1)
-    c = gen.learning_curve("relu", "min-norm", [2.5], noise=S, beta=3.0)  # finite beta
-    assert calls["beta"] == 3.0 and calls["zeta"][0] == 0.0
+    r = replica.solve(0.5, student="relu", noise=S, zeta=0.1)
+    assert c.eps[0] == pytest.approx(r.eps + S, rel=1e-10)
 
 
 def test_vectorized_shapes_and_broadcast():

@@ -14,7 +14,8 @@ __all__ = ["REGISTRY", "Check", "CheckResult", "Comparison", "compare", "expect"
            "load_all", "CHECK_MODULES"]
 
 #: Modules holding registered checks, in report order (claim ids of shared/PAPERS.md).
-CHECK_MODULES = ("l_prior", "l_c3", "l_eq3", "l_eq6", "l_t1", "l_d", "l_f1a", "a_eq11", "a_eq19")
+CHECK_MODULES = ("l_prior", "l_c3", "l_eq3", "l_eq6", "l_t1", "l_d", "l_f1a", "l_f1b",
+                 "a_eq11", "a_eq19")
 
 
 def load_all() -> dict[str, Check]:
