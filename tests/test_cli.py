@@ -74,3 +74,39 @@ def test_reproduce_one_claim_writes_report(capsys, tmp_path):
     md = (tmp_path / "report.md").read_text()
     assert "| L-T1 |" in md and "![L-T1](L-T1.png)" in md
     assert (tmp_path / "L-T1.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_curve_json_matches_library(capsys):
+    from perceptron_theory.theory import generalization as G
+
+    rc, out, _ = run(capsys, "curve", "--student", "linear", "--method", "ridge",
+                     "--alpha-range", "0.5:2:4", "--noise", "0.25", "--zeta", "0.25", "--json")
+    assert rc == 0
+    d = json.loads(out)
+    ref = G.learning_curve("linear", "ridge", [0.5, 1.0, 1.5, 2.0], noise=0.25, zeta=0.25)
+    assert d["eps"] == pytest.approx(list(ref.eps), rel=1e-12)
+
+
+def test_curve_replica_relu_and_plot(capsys, tmp_path):
+    png = tmp_path / "c.png"
+    rc, out, _ = run(capsys, "curve", "--student", "relu", "--method", "replica",
+                     "--alpha", "1.5", "--noise", "0.25", "--zeta", "0.25", "--json",
+                     "--plot", str(png))
+    assert rc == 0 and json.loads(out)["converged"] == [True]
+    assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.parametrize("argv, word", [
+    (["curve", "--student", "relu", "--method", "min-norm", "--alpha", "2.5"], "alpha"),
+    (["curve", "--student", "linear", "--method", "ridge", "--alpha", "1", "--noise", "-1"],
+     "noise"),
+    (["curve", "--student", "linear", "--method", "ridge", "--alpha", "1", "--zeta", "-1"],
+     "zeta"),
+    (["curve", "--student", "linear", "--method", "ridge", "--alpha", "1", "--beta", "0"],
+     "beta"),
+    (["curve", "--student", "linear", "--method", "ridge"], "alpha"),
+])
+def test_curve_bad_input(capsys, argv, word):
+    assert main(argv) == 2
+    _, err = capsys.readouterr()
+    assert len(err.strip().splitlines()) == 1 and word in err
