@@ -32,13 +32,12 @@ Run ``PYTHONPATH=. python -m paper_figures.fig1a [--out-dir DIR] [--size tiny]``
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import numpy as np
 
+from paper_figures._common import run_cli, write_document
 from perceptron_theory import plotting
-from perceptron_theory._io import atomic_write_json
 from perceptron_theory.theory import generalization as gen
 
 # ----------------------------------------------------------------------------- constants
@@ -156,17 +155,10 @@ def main(out_dir="paper_figures_out", size: str = "full") -> list[Path]:
     paths = [plotting.save(ps, out / FILES["fig"], ncols=2)]
     constants = {"noise": NOISE, "batch_size": BATCH, "alpha_range": ALPHA_RANGE,
                  "relu_alpha_max": RELU_ALPHA_MAX, "y_cap": Y_CAP, **cfg}
-    doc = {"figure": "fig1a", "size": size, "constants": constants, "data": data,
-           "panels": {"fig1a": [p.to_dict() for p in ps]}}
-    paths.append(atomic_write_json(out / FILES["data"], doc))
+    paths.append(write_document(out / FILES["data"], "fig1a", size, constants, data,
+                                {"fig1a": ps}))
     return [Path(p) for p in paths]
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out-dir", default="paper_figures_out", help="output folder")
-    parser.add_argument("--size", choices=tuple(SIZES), default="full",
-                        help="'tiny' is a few-second smoke run")
-    args = parser.parse_args()
-    for p in main(args.out_dir, args.size):
-        print(p)
+    run_cli(main, __doc__, SIZES)

@@ -30,14 +30,13 @@ Run ``PYTHONPATH=. python -m paper_figures.fig1b [--out-dir DIR] [--size tiny]``
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import numpy as np
 from scipy.optimize import minimize_scalar
 
+from paper_figures._common import run_cli, write_document
 from perceptron_theory import plotting
-from perceptron_theory._io import atomic_write_json
 from perceptron_theory.theory import generalization as gen
 from perceptron_theory.theory import replica
 from validation import l_f1b
@@ -192,17 +191,10 @@ def main(out_dir="paper_figures_out", size: str = "full") -> list[Path]:
     constants = {"noise": NOISE, "batch": BATCH, "zeta_plugin": ZETA_PLUGIN,
                  "zeta_large": ZETA_LARGE, "alpha_max": ALPHA_MAX, "y_cap": Y_CAP,
                  "opt_noises": OPT_NOISES, **{k: v for k, v in cfg.items()}}
-    doc = {"figure": "fig1b", "size": size, "constants": constants, "data": data,
-           "panels": {"fig": [p.to_dict() for p in plots]}}
-    paths.append(atomic_write_json(out / FILES["data"], doc))
+    paths.append(write_document(out / FILES["data"], "fig1b", size, constants, data,
+                                {"fig": plots}))
     return [Path(p) for p in paths]
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out-dir", default="paper_figures_out", help="output folder")
-    parser.add_argument("--size", choices=tuple(SIZES), default="full",
-                        help="'tiny' is a few-second smoke run")
-    args = parser.parse_args()
-    for p in main(args.out_dir, args.size):
-        print(p)
+    run_cli(main, __doc__, SIZES)

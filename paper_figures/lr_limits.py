@@ -29,14 +29,13 @@ Run ``PYTHONPATH=. python -m paper_figures.lr_limits [--out-dir DIR] [--size tin
 
 from __future__ import annotations
 
-import argparse
 from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 
+from paper_figures._common import run_cli, write_document
 from perceptron_theory import plotting
-from perceptron_theory._io import atomic_write_json
 from perceptron_theory.theory import dynamics
 
 # ----------------------------------------------------------------------------- constants
@@ -304,17 +303,10 @@ def main(out_dir="paper_figures_out", size: str = "full") -> list[Path]:
                  "flow_zeta": FLOW_ZETA, "flow_lr": FLOW_LR, "flow_t_max": FLOW_T_MAX,
                  "branch_zetas": BRANCH_ZETAS, "eta_eff_range": ETA_EFF_RANGE,
                  "wn_lower_range": WN_LOWER_RANGE, **cfg}
-    doc = {"figure": "lr_limits", "size": size, "constants": constants, "data": data,
-           "panels": {k: [p.to_dict() for p in v] for k, v in panels.items()}}
-    paths.append(atomic_write_json(out / FILES["data"], doc))
+    paths.append(write_document(out / FILES["data"], "lr_limits", size, constants, data,
+                                panels))
     return [Path(p) for p in paths]
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out-dir", default="paper_figures_out", help="output folder")
-    parser.add_argument("--size", choices=tuple(SIZES), default="full",
-                        help="'tiny' is a few-second smoke run")
-    args = parser.parse_args()
-    for p in main(args.out_dir, args.size):
-        print(p)
+    run_cli(main, __doc__, SIZES)
