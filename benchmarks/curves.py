@@ -35,6 +35,9 @@ import time
 
 import numpy as np
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _util import fmt_t, table  # noqa: E402
+
 # sizes: (full, quick)
 N_VECTOR = (10**5, 10**5)
 N_SCALAR = (3 * 10**3, 500)  # points for the per-scalar public-function loop
@@ -53,25 +56,6 @@ def best_time(fn, repeats: int) -> float:
         fn()
         times.append(time.perf_counter() - t0)
     return min(times)
-
-
-def fmt_t(s: float) -> str:
-    if not math.isfinite(s):
-        return "n/a"
-    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("us", 1e-6), ("ns", 1e-9)):
-        if abs(s) >= scale or unit == "ns":
-            return f"{s / scale:.3g} {unit}"
-    return f"{s:g} s"
-
-
-def table(title: str, header: tuple, rows: list) -> None:
-    cells = [tuple(map(str, header))] + [tuple(map(str, r)) for r in rows]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
-    print(f"\n{title}")
-    for k, r in enumerate(cells):
-        print("  " + "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
-        if k == 0:
-            print("  " + "  ".join("-" * w for w in widths))
 
 
 # ------------------------------------------------------------------- scalar baselines
