@@ -1,0 +1,227 @@
+r"""Offline (multi-epoch) SGD on a fixed training set: learning curves at finite N.
+
+A training set of :math:`P = \alpha N` samples (:func:`.data.training_set`'s draw, linear
+teacher by default, label noise :math:`S`) is swept for ``epochs`` epochs in mini-batches of
+``M``, reshuffled every epoch; the last ``P mod M`` samples of each shuffled epoch are left
+out of that epoch (they are used in others). The update is the one of
+:mod:`.kernels` (sum over the batch, weights with rate ``lr``, :math:`\gamma, \beta` with
+``lr/N``); the rate decays geometrically from ``lr`` to ``lr_final`` over the run so that
+SGD settles into a minimum of the *expected* loss over batch draws (BN's implicit
+regularization does not vanish as the rate goes to 0; SGD's own noise does).
+
+Decay convention: ``zeta`` is per sample, :math:`\tfrac\zeta2\gamma^2` added to every
+sample's loss (the ODE convention), i.e. :math:`\tfrac{P\zeta}2\gamma^2` on the training set:
+for weight normalization this is ridge regression with the sum-convention decay
+:math:`\zeta_{\rm sum} = \alpha\zeta` of :mod:`perceptron_theory.theory.generalization`.
+
+Test error: exact given the order parameters and the test-time statistics (running
+averages for batch statistics, as BN does), from :func:`.online.exact_test_error`.
+
+>>> from perceptron_theory.simulate import offline
+>>> r = offline.run("wn-decay", "linear", N=64, alpha=2.0, epochs=5, lr=0.2, zeta=0.1,
+...                 noise=0.25, seeds=2)
+>>> r.eps.shape, bool(r.diverged.any())
+((2, 6), False)
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from numba import njit, prange
+
+from perceptron_theory._checks import check_choice, check_int, check_real
+from perceptron_theory.simulate import kernels as K
+from perceptron_theory.simulate._rng import next_u64, seed_state
+from perceptron_theory.simulate.data import fill_training_set, init_weights_vector
+from perceptron_theory.simulate.online import (
+    METHODS,
+    _diverged,
+    method_config,
+    student_readout,
+)
+
+__all__ = ["OfflineResult", "run", "MAX_ELEMENTS"]
+
+# P * N above this would not fit comfortably in memory per seed (8 bytes each)
+MAX_ELEMENTS = 200_000_000
+
+
+@njit(cache=True)
+def _train_loss(cfg, X, y, w, sc, test_center, test_scale):
+    """1/(2P) sum_p (y_p - g(s_p))^2 with test-time statistics."""
+    P = X.shape[0]
+    tot = 0.0
+    for p in range(P):
+        h = np.dot(X[p], w)
+        if cfg[2] == 0:
+            s = h
+        else:
+            s = sc[0] * (h - test_center) / test_scale + sc[1]
+        r = y[p] - K.act(cfg[0], s)
+        tot += r * r
+    return 0.5 * tot / P
+
+
+@njit(cache=True)
+def _test_stats(cfg, sc):
+    """(centre, scale) the student uses at test time."""
+    center = sc[4] if cfg[3] != 0 else 0.0
+    scale = math.sqrt(sc[5] + K.BN_EPS) if cfg[4] != 0 else math.sqrt(sc[2])
+    return center, scale
+
+
+@njit(cache=True)
+def _run_one(cfg, prm, N, P, M, rec_epochs, lr_decay, seed, init, out, loss_out):
+    """One seed; ``out`` shape=(n_rec, 6), ``loss_out`` shape=(n_rec,); returns divergence
+    step or -1."""
+    state = seed_state(seed, 0)
+    w_star, w, tmp = np.empty(N), np.empty(N), np.empty(N)
+    init_weights_vector(state, init[0], init[1], w_star, w, tmp)
+    X = np.empty((P, N))
+    y = np.empty(P)
+    fill_training_set(seed_state(seed, 1), X, w_star, cfg[1], prm[2], y)
+    sc = np.empty(6)
+    sc[0], sc[1], sc[4], sc[5] = init[2], 0.0, 0.0, init[1] * init[1]
+    sc[2] = np.dot(w, w) / N
+    sc[3] = np.dot(w, w_star) / N
+    Xb = np.empty((M, N))
+    hb, yb, dh = np.empty(M), np.empty(M), np.empty(M)
+    stats = np.zeros(2)
+    perm = np.arange(P)
+    p_run = prm.copy()
+    n_batches = P // M
+    step = 0
+    epoch = 0
+    for r in range(rec_epochs.shape[0]):
+        while epoch < rec_epochs[r]:
+            for i in range(P - 1, 0, -1):  # Fisher-Yates with the seed's stream
+                j = np.int64((next_u64(state) >> np.uint64(11)) * (i + 1) >> np.uint64(53))
+                perm[i], perm[j] = perm[j], perm[i]
+            for b in range(n_batches):
+                p_run[0] = prm[0] * lr_decay ** step
+                for m in range(M):
+                    src = perm[b * M + m]
+                    Xb[m, :] = X[src]
+                    hb[m] = np.dot(X[src], w)
+                    yb[m] = y[src]
+                K.vector_update(cfg, p_run, w, w_star, Xb, hb, yb, dh, stats, sc)
+                step += 1
+                if _diverged(sc):
+                    out[r:, :] = np.nan
+                    loss_out[r:] = np.nan
+                    return step
+            epoch += 1
+        out[r, :] = sc
+        c, s = _test_stats(cfg, sc)
+        loss_out[r] = _train_loss(cfg, X, y, w, sc, c, s)
+    return -1
+
+
+@njit(cache=True, parallel=True)
+def _run(cfg, prm, N, P, M, rec_epochs, lr_decay, seeds, init, out, loss_out, div):
+    for k in prange(seeds.shape[0]):
+        div[k] = _run_one(cfg, prm, N, P, M, rec_epochs, lr_decay, seeds[k], init, out[k],
+                          loss_out[k])
+
+
+@dataclass(frozen=True)
+class OfflineResult:
+    """Order parameters, training loss and test error after the recorded epochs (rows: seeds).
+
+    Fields as :class:`.online.OnlineResult`; ``train_loss`` = 1/(2P) sum (y - g(s))^2 on the
+    training set with test-time statistics; ``eps`` without the label noise.
+    """
+
+    method: str
+    activation: str
+    teacher: str
+    N: int
+    P: int
+    alpha: float
+    batch_size: int
+    lr: float
+    lr_final: float
+    zeta: float
+    noise: float
+    epochs: np.ndarray  # shape=(n_rec,)
+    gamma: np.ndarray  # shape=(K, n_rec)
+    beta: np.ndarray
+    R: np.ndarray
+    L: np.ndarray
+    Q: np.ndarray
+    eps: np.ndarray
+    train_loss: np.ndarray
+    diverged: np.ndarray
+    epoch_diverged: np.ndarray
+    seeds: np.ndarray
+
+    def mean(self, field: str) -> tuple[np.ndarray, np.ndarray]:
+        """Mean over the non-diverged seeds and its standard error, per recorded epoch."""
+        v = getattr(self, field)[~self.diverged]
+        n = v.shape[0]
+        se = v.std(axis=0, ddof=1) / math.sqrt(n) if n > 1 else np.full(v.shape[1], np.nan)
+        return v.mean(axis=0), se
+
+    def to_dict(self) -> dict:
+        from perceptron_theory._io import to_plain_dict
+        return to_plain_dict(self)
+
+
+def run(method: str, activation: str, *, N: int, alpha: float, epochs: int, lr: float,
+        zeta: float = 0.0, batch_size: int = 1, teacher: str = "linear", noise: float = 0.0,
+        lr_final: float | None = None, n_points: int = 6, seeds=1, seed: int = 0,
+        R_init: float = 0.0, L_init: float = 1.0, gamma_init: float = 1.0,
+        ghost_size: int | None = None) -> OfflineResult:
+    """Train on a fixed set of ``P = round(alpha N)`` samples, ``seeds`` runs in parallel.
+
+    Parameters as :func:`.online.run`, plus ``alpha`` (> 0, with ``batch_size <= P``),
+    ``epochs`` (>= 1), ``lr_final`` (rate at the last step; default ``lr``: constant) and
+    ``n_points`` (records at that many epochs spread over ``0..epochs``). Each seed draws its
+    own teacher, training set and initial student.
+    """
+    method = check_choice("method", method, METHODS)
+    activation = check_choice("activation", activation, K.ACTIVATION_CODES)
+    teacher = check_choice("teacher", teacher, K.ACTIVATION_CODES)
+    N = check_int("N", N, 3)
+    alpha = check_real("alpha", alpha, 0.0, lo_open=True)
+    P = max(int(round(alpha * N)), 1)
+    epochs = check_int("epochs", epochs, 1)
+    lr = check_real("lr", lr, 0.0, lo_open=True)
+    lr_final = lr if lr_final is None else check_real("lr_final", lr_final, 0.0, lr,
+                                                      lo_open=True)
+    zeta = check_real("zeta", zeta, 0.0)
+    M = check_int("batch_size", batch_size, 1)
+    if M > P:
+        raise ValueError(f"batch_size must be <= P = round(alpha N) = {P}, got {M}")
+    if P * N > MAX_ELEMENTS:
+        raise ValueError(f"alpha N^2 = {P * N} exceeds the in-memory limit {MAX_ELEMENTS} "
+                         f"(P x N float64 training set per seed)")
+    noise = check_real("noise", noise, 0.0)
+    R_init = check_real("R_init", R_init, -1.0, 1.0)
+    L_init = check_real("L_init", L_init, 0.0, lo_open=True)
+    gamma_init = check_real("gamma_init", gamma_init)
+    cfg = method_config(method, activation, teacher, M, zeta, ghost_size, False)
+    n_points = check_int("n_points", n_points, 1)
+    rec = np.unique(np.round(np.linspace(0, epochs, n_points + 1)[1:]).astype(np.int64))
+    seeds = np.arange(seed, seed + check_int("seeds", seeds, 1)) if np.isscalar(seeds) \
+        else np.asarray(seeds, np.int64)
+    if seeds.ndim != 1 or seeds.size == 0 or np.any(seeds < 0):
+        raise ValueError(f"seeds must be a count >= 1 or non-negative integers, got {seeds}")
+    rec = np.concatenate([[0], rec])
+    n_steps = epochs * (P // M)
+    lr_decay = (lr_final / lr) ** (1.0 / max(n_steps - 1, 1))
+    prm = np.array([lr, zeta, math.sqrt(noise), L_init])
+    init = np.array([R_init, L_init, gamma_init])
+    out = np.empty((seeds.size, rec.size, 6))
+    loss = np.empty((seeds.size, rec.size))
+    div = np.empty(seeds.size, np.int64)
+    _run(cfg, prm, N, P, M, rec, lr_decay, seeds.astype(np.int64), init, out, loss, div)
+    gamma, beta, R, L, Q, eps = student_readout(method, activation, teacher, out)
+    diverged = div >= 0
+    ep_div = np.where(diverged, div / max(P // M, 1), np.nan)
+    return OfflineResult(method, activation, teacher, N, P, P / N, M, lr, lr_final, zeta,
+                         noise, rec.astype(float), gamma, beta, R, L, Q, eps, loss, diverged,
+                         ep_div, seeds)
