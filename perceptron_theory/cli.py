@@ -150,6 +150,76 @@ def _cmd_curve(a) -> int:
     return 0
 
 
+def _cmd_simulate(a) -> int:
+    from perceptron_theory.simulate import offline, online
+
+    common = dict(zeta=a.zeta, batch_size=a.batch_size, noise=a.noise, seeds=a.seeds,
+                  seed=a.seed, R_init=a.R_init, L_init=a.L_init, gamma_init=a.gamma_init,
+                  ghost_size=a.ghost_size)
+    teacher = a.teacher or (a.activation if a.online else "linear")
+    if a.online:
+        if a.t_max is None:
+            raise ValueError("--online needs --t-max (time in samples / N)")
+        res = online.run(a.method, a.activation, N=a.N, lr=a.lr, t_max=a.t_max,
+                         teacher=teacher, n_points=a.n_points, engine=a.engine,
+                         freeze_L=a.freeze_L, **common)
+        x, xname = res.t, "t"
+    else:
+        if a.alpha is None or a.epochs is None:
+            raise ValueError("offline runs need --alpha and --epochs (or use --online --t-max)")
+        res = offline.run(a.method, a.activation, N=a.N, alpha=a.alpha, epochs=a.epochs,
+                          lr=a.lr, lr_final=a.lr_final, teacher=teacher,
+                          n_points=a.n_points, **common)
+        x, xname = res.epochs, "epoch"
+    fields = ("gamma", "R", "L", "Q", "eps") + (() if a.online else ("train_loss",))
+    if a.plot:
+        from perceptron_theory.plotting import Plot, save, series
+
+        plots = []
+        for f in fields:
+            m, se = res.mean(f) if (~res.diverged).sum() > 0 else (x * np.nan, x * np.nan)
+            plots.append(Plot(f"{a.method}/{a.activation} N={a.N}: {f}", xname, f, (
+                series("mean", x, m), series("mean + 2 SE", x, m + 2 * se, style="dashed"),
+                series("mean - 2 SE", x, m - 2 * se, style="dashed"))))
+        save(plots, a.plot)
+    if a.json:
+        print(_dump(res.to_dict()))
+        return 0
+    n_div = int(res.diverged.sum())
+    first = np.nanmin(res.t_diverged if a.online else res.epoch_diverged) if n_div else None
+    print(f"# {a.method}/{a.activation} teacher={teacher} N={a.N} M={a.batch_size} lr={a.lr} "
+          f"zeta={a.zeta} S={a.noise}: {res.diverged.size} seeds, {n_div} diverged"
+          + (f" (first at {xname} {first:.4g})" if n_div else ""))
+    if n_div == res.diverged.size:
+        return 0
+    print(f"{xname:>10} " + " ".join(f"{f:>12} {'SE':>9}" for f in fields))
+    means = {f: res.mean(f) for f in fields}
+    step = max(1, len(x) // 20)
+    for i in sorted(set(range(0, len(x), step)) | {len(x) - 1}):
+        print(f"{x[i]:10.4g} " + " ".join(f"{means[f][0][i]:12.6g} {means[f][1][i]:9.2g}"
+                                          for f in fields))
+    return 0
+
+
+def _cmd_max_lr(a) -> int:
+    from perceptron_theory.simulate.max_lr import empirical_max_lr
+
+    res = empirical_max_lr(a.method, a.activation, N=a.N, zeta=a.zeta, batch_size=a.batch_size,
+                           tol=a.tol, t_max=a.t_max, R_init=a.R_init, gamma_init=a.gamma_init,
+                           L_init=a.L_init, seeds=a.seeds, seed=a.seed, lr_start=a.lr_start,
+                           rel_tol=a.rel_tol, engine=a.engine, freeze_L=not a.free_L,
+                           ghost_size=a.ghost_size)
+    if a.json:
+        print(_dump(res.to_dict()))
+        return 0
+    print(_fmt_table([("method", res.method), ("activation", res.activation), ("N", res.N),
+                      ("batch_size", res.batch_size), ("zeta", res.zeta), ("tol", res.tol),
+                      ("t_max", res.t_max), ("lr_max", res.lr_max),
+                      ("bracket", f"[{res.lr_pass:.6g}, {res.lr_fail:.6g}]"),
+                      ("eta_eff", res.eta_eff), ("runs", len(res.evaluations))]))
+    return 0
+
+
 def _cmd_reproduce(a) -> int:
     from validation.report import run
 
@@ -238,6 +308,31 @@ def build_parser() -> argparse.ArgumentParser:
     common(s)
     s.set_defaults(func=_cmd_curve)
 
+    s = sub.add_parser("simulate", help="finite-N SGD simulation (numba): order parameters")
+    _sim_args(s)
+    s.add_argument("--online", action="store_true", help="fresh samples every step")
+    s.add_argument("--t-max", type=float, help="online: final time in samples / N")
+    s.add_argument("--alpha", type=float, help="offline: load P/N of the training set")
+    s.add_argument("--epochs", type=int, help="offline: number of epochs")
+    s.add_argument("--lr", type=float, required=True, help="per-sample learning rate (> 0)")
+    s.add_argument("--lr-final", type=float, help="offline: rate at the last step (geometric)")
+    s.add_argument("--n-points", type=int, default=11, help="number of recorded times")
+    s.add_argument("--noise", type=float, default=0.0, help="label-noise variance S")
+    s.add_argument("--freeze-L", action="store_true", help="online: hold |w| fixed")
+    common(s)
+    s.set_defaults(func=_cmd_simulate)
+
+    s = sub.add_parser("max-lr", help="empirical maximum stable learning rate (bisection)")
+    _sim_args(s, R_init=0.95)
+    s.add_argument("--tol", type=float, default=0.05, help="pass: median R(t_max) > 1 - tol")
+    s.add_argument("--t-max", type=float, default=50.0)
+    s.add_argument("--lr-start", type=float, default=1.0)
+    s.add_argument("--rel-tol", type=float, default=0.01)
+    s.add_argument("--free-L", action="store_true",
+                   help="let |w| grow (default: frozen, so eta_eff is fixed)")
+    common(s, plot=False)
+    s.set_defaults(func=_cmd_max_lr)
+
     s = sub.add_parser("reproduce", help="run every registered check and write the report")
     g = s.add_mutually_exclusive_group()
     g.add_argument("--quick", action="store_true", help="minutes on 2 CPU cores (default)")
@@ -248,6 +343,27 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=_cmd_reproduce)
     return p
+
+
+def _sim_args(s, R_init=0.0) -> None:
+    from perceptron_theory.simulate.online import ENGINES, METHODS
+
+    s.add_argument("--method", choices=tuple(METHODS), required=True)
+    s.add_argument("--activation", "--student", choices=ACTIVATIONS, required=True,
+                   dest="activation")
+    s.add_argument("--teacher", choices=ACTIVATIONS,
+                   help="teacher activation (default: student's online, linear offline)")
+    s.add_argument("--N", type=int, required=True, help="input dimension (>= 3)")
+    s.add_argument("--batch-size", type=int, default=1, help="M (>= 2 with batch statistics)")
+    s.add_argument("--ghost-size", type=int, help="virtual batch size (ghost-bn)")
+    s.add_argument("--zeta", type=float, default=0.0, help="per-sample decay zeta/2 gamma^2")
+    s.add_argument("--seeds", type=int, default=4, help="independent runs")
+    s.add_argument("--seed", type=int, default=0, help="first seed")
+    s.add_argument("--R-init", type=float, default=R_init)
+    s.add_argument("--L-init", type=float, default=1.0)
+    s.add_argument("--gamma-init", type=float, default=1.0)
+    s.add_argument("--engine", choices=ENGINES, default="vector" if R_init == 0.0 else "reduced",
+                   help="online engine: N-vectors or the exact reduced chain")
 
 
 def _range(text: str):

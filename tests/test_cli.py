@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pytest
 
 from perceptron_theory.cli import main
@@ -109,4 +110,64 @@ def test_curve_replica_relu_and_plot(capsys, tmp_path):
 def test_curve_bad_input(capsys, argv, word):
     assert main(argv) == 2
     _, err = capsys.readouterr()
+    assert len(err.strip().splitlines()) == 1 and word in err
+
+
+# ------------------------------------------------------------------------ simulate
+def test_simulate_online_json_matches_library(capsys, tmp_path):
+    from perceptron_theory.simulate import online
+
+    png = tmp_path / "sim.png"
+    rc, out, _ = run(capsys, "simulate", "--method", "bn", "--activation", "relu", "--N", "60",
+                     "--batch-size", "4", "--lr", "0.4", "--online", "--t-max", "1",
+                     "--seeds", "2", "--n-points", "3", "--json", "--plot", str(png))
+    assert rc == 0
+    d = json.loads(out)
+    ref = online.run("bn", "relu", N=60, batch_size=4, lr=0.4, t_max=1.0, seeds=4, n_points=3)
+    # the CLI ran seeds 0, 1: the same streams as the first two of the library run
+    assert np.array_equal(np.array(d["R"]), ref.R[:2])
+    assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_simulate_offline_table(capsys):
+    rc, out, _ = run(capsys, "simulate", "--method", "wn-decay", "--zeta", "0.1", "--activation",
+                     "linear", "--N", "40", "--alpha", "1.5", "--epochs", "4", "--lr", "0.2",
+                     "--noise", "0.25", "--seeds", "2", "--n-points", "2")
+    assert rc == 0
+    assert "train_loss" in out and "0 diverged" in out
+
+
+def test_simulate_reports_divergence(capsys):
+    rc, out, _ = run(capsys, "simulate", "--method", "sgd", "--activation", "linear", "--N",
+                     "50", "--lr", "3", "--online", "--t-max", "20", "--seeds", "2")
+    assert rc == 0 and "2 diverged" in out
+
+
+def test_max_lr_json(capsys):
+    rc, out, _ = run(capsys, "max-lr", "--method", "sgd", "--activation", "linear", "--N", "200",
+                     "--t-max", "10", "--seeds", "2", "--rel-tol", "0.05", "--json")
+    assert rc == 0
+    d = json.loads(out)
+    assert 1.8 < d["lr_max"] < 2.15 and d["lr_pass"] < d["lr_fail"]
+
+
+@pytest.mark.parametrize("argv, word", [
+    (["simulate", "--method", "bn", "--activation", "relu", "--N", "1", "--lr", "1",
+      "--online", "--t-max", "1", "--batch-size", "4"], "N"),
+    (["simulate", "--method", "bn", "--activation", "relu", "--N", "10", "--lr", "1",
+      "--online", "--t-max", "1"], "batch_size"),
+    (["simulate", "--method", "wn", "--activation", "relu", "--N", "10", "--lr", "-1",
+      "--online", "--t-max", "1"], "lr"),
+    (["simulate", "--method", "bn", "--activation", "relu", "--N", "10", "--lr", "1",
+      "--alpha", "1", "--epochs", "1", "--batch-size", "20"], "batch_size"),
+    (["simulate", "--method", "wn", "--activation", "relu", "--N", "10", "--lr", "1"], "alpha"),
+    (["simulate", "--method", "adam", "--activation", "relu", "--N", "10", "--lr", "1"],
+     "method"),
+    (["max-lr", "--method", "wn", "--activation", "relu", "--N", "10", "--tol", "2"], "tol"),
+])
+def test_simulate_bad_input_one_line_exit_2(capsys, argv, word):
+    with pytest.raises(SystemExit) as e:
+        raise SystemExit(main(argv))
+    _, err = capsys.readouterr()
+    assert e.value.code == 2
     assert len(err.strip().splitlines()) == 1 and word in err

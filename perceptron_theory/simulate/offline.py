@@ -40,6 +40,7 @@ from perceptron_theory.simulate.online import (
     METHODS,
     _diverged,
     method_config,
+    run_in_batches,
     student_readout,
 )
 
@@ -174,13 +175,14 @@ def run(method: str, activation: str, *, N: int, alpha: float, epochs: int, lr: 
         zeta: float = 0.0, batch_size: int = 1, teacher: str = "linear", noise: float = 0.0,
         lr_final: float | None = None, n_points: int = 6, seeds=1, seed: int = 0,
         R_init: float = 0.0, L_init: float = 1.0, gamma_init: float = 1.0,
-        ghost_size: int | None = None) -> OfflineResult:
+        ghost_size: int | None = None, progress: bool | None = None) -> OfflineResult:
     """Train on a fixed set of ``P = round(alpha N)`` samples, ``seeds`` runs in parallel.
 
     Parameters as :func:`.online.run`, plus ``alpha`` (> 0, with ``batch_size <= P``),
     ``epochs`` (>= 1), ``lr_final`` (rate at the last step; default ``lr``: constant) and
     ``n_points`` (records at that many epochs spread over ``0..epochs``). Each seed draws its
-    own teacher, training set and initial student.
+    own teacher, training set and initial student. ``progress``: a bar over seed chunks
+    (default: when stderr is a terminal).
     """
     method = check_choice("method", method, METHODS)
     activation = check_choice("activation", activation, K.ACTIVATION_CODES)
@@ -218,7 +220,9 @@ def run(method: str, activation: str, *, N: int, alpha: float, epochs: int, lr: 
     out = np.empty((seeds.size, rec.size, 6))
     loss = np.empty((seeds.size, rec.size))
     div = np.empty(seeds.size, np.int64)
-    _run(cfg, prm, N, P, M, rec, lr_decay, seeds.astype(np.int64), init, out, loss, div)
+    run_in_batches(lambda sd, o, lo, d: _run(cfg, prm, N, P, M, rec, lr_decay, sd, init, o, lo,
+                                             d),
+                   seeds.astype(np.int64), (out, loss, div), progress, f"{method} alpha={alpha}")
     gamma, beta, R, L, Q, eps = student_readout(method, activation, teacher, out)
     diverged = div >= 0
     ep_div = np.where(diverged, div / max(P // M, 1), np.nan)

@@ -36,7 +36,7 @@ from perceptron_theory.simulate._rng import seed_state
 from perceptron_theory.simulate.data import init_weights_vector
 
 __all__ = ["METHODS", "Method", "OnlineResult", "run", "method_config", "exact_test_error",
-           "student_readout"]
+           "student_readout", "run_in_batches"]
 
 
 @dataclass(frozen=True)
@@ -156,6 +156,35 @@ def _run(cfg, prm, N, M, rec_steps, seeds, init, engine, out, div_step):
         div_step[k] = _run_one(cfg, prm, N, M, rec_steps, seeds[k], init, engine, out[k])
 
 
+def run_in_batches(kernel, seeds: np.ndarray, outs: tuple, progress, desc: str) -> None:
+    """Call ``kernel(seeds_chunk, *out_chunks)`` over chunks of seeds (one per thread count).
+
+    Each seed owns its random stream, so chunking changes nothing in the numbers; it only
+    lets a tqdm bar advance (``progress=None``: only when stderr is a terminal and there
+    is more than one chunk).
+    """
+    import sys
+
+    import numba
+
+    chunk = max(numba.get_num_threads(), 1)
+    starts = list(range(0, seeds.size, chunk))
+    if progress is None:
+        progress = len(starts) > 1 and sys.stderr.isatty()
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=seeds.size, desc=desc, unit="seed", file=sys.stderr)
+    for lo in starts:
+        sl = slice(lo, lo + chunk)
+        kernel(seeds[sl], *(o[sl] for o in outs))
+        if bar is not None:
+            bar.update(seeds[sl].size)
+    if bar is not None:
+        bar.close()
+
+
 @dataclass(frozen=True)
 class OnlineResult:
     """Order parameters at the recorded times, one row per seed.
@@ -264,7 +293,8 @@ def run(method: str, activation: str, *, N: int, lr: float, t_max: float, zeta: 
         batch_size: int = 1, teacher: str | None = None, noise: float = 0.0,
         n_points: int = 51, times=None, seeds=1, seed: int = 0, R_init: float = 0.0,
         L_init: float = 1.0, gamma_init: float = 1.0, ghost_size: int | None = None,
-        engine: str = "vector", freeze_L: bool = False) -> OnlineResult:
+        engine: str = "vector", freeze_L: bool = False, progress: bool | None = None
+        ) -> OnlineResult:
     """Simulate online SGD for ``seeds`` independent runs.
 
     Parameters
@@ -302,6 +332,8 @@ def run(method: str, activation: str, *, N: int, lr: float, t_max: float, zeta: 
     freeze_L : bool
         Rescale w to length ``L_init sqrt N`` after every step (normalized students only:
         their output does not depend on |w|, so this only fixes the effective rate).
+    progress : bool, optional
+        Show a progress bar over seed chunks (default: when stderr is a terminal).
     """
     method = check_choice("method", method, METHODS)
     activation = check_choice("activation", activation, K.ACTIVATION_CODES)
@@ -337,7 +369,9 @@ def run(method: str, activation: str, *, N: int, lr: float, t_max: float, zeta: 
     init = np.array([R_init, L_init, gamma_init])
     out = np.empty((seeds.size, rec.size, 6))
     div = np.empty(seeds.size, np.int64)
-    _run(cfg, prm, N, M, rec, seeds.astype(np.int64), init, ENGINES.index(engine), out, div)
+    eng = ENGINES.index(engine)
+    run_in_batches(lambda sd, o, d: _run(cfg, prm, N, M, rec, sd, init, eng, o, d),
+                   seeds.astype(np.int64), (out, div), progress, f"{method} N={N}")
     gamma, beta, R, L, Q, eps = student_readout(method, activation, teacher, out)
     diverged = div >= 0
     t_div = np.where(diverged, div * M / N, np.nan)
