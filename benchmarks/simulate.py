@@ -1,0 +1,230 @@
+"""Benchmark the numba simulation engine against baselines measured in the same run.
+
+Usage::
+
+    PYTHONPATH=. python benchmarks/simulate.py            # full (includes L-F1a at N=4096)
+    PYTHONPATH=. python benchmarks/simulate.py --quick    # < 1 min
+
+a. **Online step rate** of one update rule (weight normalization + gamma decay, ReLU
+   student and teacher, M = 1: Luo et al. eq. 5) at N = 1000 and 4096, in steps/s per
+   run:
+   - *numpy loop*: a straightforward per-sample loop (numpy's default_rng, one sample at
+     a time) -- the baseline;
+   - *torch CPU*: the same update vectorized over 64 independent runs (a (64, N) tensor
+     per step, one thread), steps/s per run;
+   - *numba vector*: :func:`online.run` with ``engine="vector"`` (N-vectors, one thread);
+   - *input floor*: generating the N Gaussian inputs of each step alone with the same
+     generator (:func:`_rng.fill_normal`), and with numba's ``np.random`` for reference;
+   - *numba reduced*: the exact rotation-reduced chain (``engine="reduced"``), which
+     needs no inputs at all.
+b. **Parallel speed-up** of ``prange`` over seeds: 1 thread vs all threads, same seeds.
+c. **Compile time**: first call in a fresh process with an empty numba cache, and the
+   second process (cache hit).
+d. **L-F1a at N = 4096** (full only): wall time of the BN (M = 32) simulation of the
+   Fig. 1a validation at the paper's size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(__file__))
+from _util import fmt_t, table  # noqa: E402
+
+LR, ZETA, GAMMA0 = 0.5, 0.25, 1.0 / 1.5
+
+
+def numpy_loop(N: int, n_steps: int, seed: int = 0) -> float:
+    """Seconds per step of the per-sample numpy implementation of the update."""
+    rng = np.random.default_rng(seed)
+    ws = rng.standard_normal(N)
+    ws *= math.sqrt(N) / np.linalg.norm(ws)
+    w = rng.standard_normal(N)
+    g = GAMMA0
+    t0 = time.perf_counter()
+    for _ in range(n_steps):
+        x = rng.standard_normal(N) / math.sqrt(N)
+        nw = np.linalg.norm(w)
+        u = w / nw
+        ux = u @ x
+        hhat = math.sqrt(N) * ux
+        s = g * hhat
+        t = ws @ x
+        delta = (max(t, 0.0) - max(s, 0.0)) * (s > 0)
+        L = nw / math.sqrt(N)
+        w += LR * delta * (g / L) * (x - ux * u)
+        g += LR / N * (delta * hhat - ZETA * g)
+    return (time.perf_counter() - t0) / n_steps
+
+
+def torch_vectorized(N: int, n_steps: int, K: int = 64) -> float:
+    """Seconds per step *per run* of the update vectorized over K runs in torch (CPU)."""
+    import torch
+
+    torch.set_num_threads(1)  # the same single core as the numba rows
+    gen = torch.Generator().manual_seed(0)
+    ws = torch.randn(K, N, generator=gen, dtype=torch.float64)
+    ws *= math.sqrt(N) / ws.norm(dim=1, keepdim=True)
+    w = torch.randn(K, N, generator=gen, dtype=torch.float64)
+    g = torch.full((K,), GAMMA0, dtype=torch.float64)
+    t0 = time.perf_counter()
+    for _ in range(n_steps):
+        x = torch.randn(K, N, generator=gen, dtype=torch.float64) / math.sqrt(N)
+        nw = w.norm(dim=1)
+        u = w / nw[:, None]
+        ux = (u * x).sum(1)
+        hhat = math.sqrt(N) * ux
+        s = g * hhat
+        t = (ws * x).sum(1)
+        delta = (t.clamp(min=0) - s.clamp(min=0)) * (s > 0)
+        L = nw / math.sqrt(N)
+        w += (LR * delta * g / L)[:, None] * (x - ux[:, None] * u)
+        g += LR / N * (delta * hhat - ZETA * g)
+    return (time.perf_counter() - t0) / (n_steps * K)
+
+
+def numba_run(N: int, t_max: float, engine: str, seeds: int = 1) -> float:
+    """Seconds per step per run of ``online.run`` (after a warm-up call)."""
+    from perceptron_theory.simulate import online
+
+    kw = dict(N=N, lr=LR, zeta=ZETA, gamma_init=GAMMA0, R_init=0.5, n_points=2, engine=engine,
+              seeds=seeds)
+    online.run("wn-decay", "relu", t_max=0.01, **kw)
+    t0 = time.perf_counter()
+    online.run("wn-decay", "relu", t_max=t_max, **kw)
+    return (time.perf_counter() - t0) / (round(t_max * N) * seeds)
+
+
+def input_floor(N: int, n_steps: int) -> tuple[float, float]:
+    """Seconds per step to generate N Gaussians: our ziggurat, numba's np.random."""
+    from numba import njit
+
+    from perceptron_theory.simulate._rng import fill_normal, seed_state
+
+    @njit
+    def ours(s, x, n):
+        acc = 0.0
+        for _ in range(n):
+            fill_normal(s, x, 1.0)
+            acc += x[0]
+        return acc
+
+    @njit
+    def theirs(x, n):
+        acc = 0.0
+        for _ in range(n):
+            for i in range(x.shape[0]):
+                x[i] = np.random.standard_normal()
+            acc += x[0]
+        return acc
+
+    x = np.empty(N)
+    s = seed_state(0, 0)
+    ours(s, x, 2)
+    theirs(x, 2)
+    t0 = time.perf_counter()
+    ours(s, x, n_steps)
+    t1 = time.perf_counter()
+    theirs(x, n_steps)
+    t2 = time.perf_counter()
+    return (t1 - t0) / n_steps, (t2 - t1) / n_steps
+
+
+def best(f, *args, repeat=3):
+    return min(f(*args) for _ in range(repeat))
+
+
+def section_a(quick: bool) -> None:
+    import numba
+
+    old = numba.get_num_threads()
+    numba.set_num_threads(1)
+    rows = []
+    try:
+        for N in (1000, 4096):
+            n_np = 2000 if quick else 10000
+            t_np = best(numpy_loop, N, n_np)
+            t_torch = best(torch_vectorized, N, 100 if quick else 400)
+            t_vec = best(numba_run, N, 5.0 if quick else 20.0, "vector")
+            t_floor, t_floor_np = input_floor(N, 5000 if quick else 20000)
+            t_red = best(numba_run, N, 1000.0 if quick else 4000.0, "reduced")
+            for name, t in (("numpy loop (baseline)", t_np), ("torch CPU, 64 runs", t_torch),
+                            ("numba vector", t_vec), ("numba reduced (exact)", t_red),
+                            ("input floor, our ziggurat", t_floor),
+                            ("input floor, numba np.random", t_floor_np)):
+                rows.append((N, name, f"{1 / t:,.0f}", fmt_t(t), f"{t_np / t:.1f}x",
+                             f"{t / t_floor:.2f}"))
+    finally:
+        numba.set_num_threads(old)
+    table("a. online steps/s per run (1 thread; WN + gamma decay, ReLU, M = 1)",
+          ("N", "implementation", "steps/s", "per step", "vs numpy", "/ floor"), rows)
+
+
+def section_b(quick: bool) -> None:
+    import numba
+
+    n = numba.get_num_threads()
+    seeds = 4 * n
+    res = {}
+    for threads in sorted({1, n}):
+        numba.set_num_threads(threads)
+        res[threads] = best(numba_run, 1000, 2.0 if quick else 10.0, "vector", seeds) * seeds
+    numba.set_num_threads(n)
+    table(f"b. prange over {seeds} seeds (N = 1000, vector engine)",
+          ("threads", "per step (all seeds)", "speed-up"),
+          [(k, fmt_t(v), f"{res[1] / v:.2f}x") for k, v in res.items()])
+
+
+def section_c() -> None:
+    code = ("import time; t = time.perf_counter()\n"
+            "from perceptron_theory.simulate import online, offline\n"
+            "online.run('bn', 'relu', N=20, lr=0.1, t_max=0.5, batch_size=4)\n"
+            "online.run('bn', 'relu', N=20, lr=0.1, t_max=0.5, batch_size=4, engine='reduced')\n"
+            "offline.run('bn', 'linear', N=20, alpha=1, epochs=1, lr=0.1, batch_size=4)\n"
+            "print(time.perf_counter() - t)\n")
+    with tempfile.TemporaryDirectory() as d:
+        env = dict(os.environ, NUMBA_CACHE_DIR=d)
+        times = [float(subprocess.run([sys.executable, "-c", code], env=env, check=True,
+                                      capture_output=True, text=True).stdout) for _ in range(2)]
+    table("c. first call (online vector + reduced + offline) in a fresh process",
+          ("numba cache", "import + compile + run"),
+          [("empty (compiles)", fmt_t(times[0])), ("warm (second process)", fmt_t(times[1]))])
+
+
+def section_d() -> None:
+    from validation import l_f1a
+
+    if not hasattr(l_f1a, "bn_simulation"):
+        print("\nd. L-F1a at N = 4096: validation.l_f1a.bn_simulation not available")
+        return
+    t0 = time.perf_counter()
+    l_f1a.bn_simulation(quick=False)
+    table("d. L-F1a BN simulation at N = 4096 (full size)", ("wall time",),
+          [(fmt_t(time.perf_counter() - t0),)])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true")
+    a = ap.parse_args()
+    import numba
+
+    print(f"python {sys.version.split()[0]}, numba {numba.__version__}, "
+          f"{numba.get_num_threads()} threads, cpu count {os.cpu_count()}")
+    section_a(a.quick)
+    section_b(a.quick)
+    section_c()
+    if not a.quick:
+        section_d()
+
+
+if __name__ == "__main__":
+    main()
