@@ -52,7 +52,7 @@ import math
 import numpy as np
 from numba import njit
 
-from perceptron_theory.simulate._rng import fill_normal, next_u64, normal
+from perceptron_theory.simulate._rng import fill_normal, fill_normal_dot, next_u64, normal
 
 ACTIVATION_CODES = {"linear": 0, "relu": 1, "erf": 2}
 BN_EPS = 1e-5
@@ -61,6 +61,9 @@ RUNNING_MOMENTUM = 0.1
 DIVERGENCE_BOUND = 1e12
 
 _SQRT2 = math.sqrt(2.0)
+# reassociation lets LLVM vectorize the O(MN) dot products and the update (the RNG is
+# integer arithmetic and unaffected); no NaN/inf assumptions: divergence must stay visible
+_FAST = {"reassoc", "contract", "nsz", "arcp"}
 _SQRT2_PI = math.sqrt(2.0 / math.pi)
 
 
@@ -245,7 +248,7 @@ def _scalars_update(cfg, prm, sc, g_gamma, g_beta, stats, inv_n):
         sc[5] = (1.0 - RUNNING_MOMENTUM) * sc[5] + RUNNING_MOMENTUM * stats[1]
 
 
-@njit(cache=True)
+@njit(cache=True, fastmath=_FAST)
 def vector_update(cfg, prm, w, w_star, X, h, y, dh, stats, sc):
     """The update on a given batch: ``X`` shape=(M, N), ``h = X w`` and ``y`` shape=(M,).
 
@@ -257,16 +260,17 @@ def vector_update(cfg, prm, w, w_star, X, h, y, dh, stats, sc):
     c_w, g_gamma, g_beta = _grads(cfg, prm, h, y, dh, stats, sc, inv_n)
     lr = prm[0]
     shrink = 1.0 - lr * c_w
+    for i in range(N):
+        w[i] *= shrink
+    for m in range(M):  # one vectorizable pass per sample
+        c = -lr * dh[m]
+        for i in range(N):
+            w[i] += c * X[m, i]
     w2 = 0.0
     ww = 0.0
     for i in range(N):
-        acc = 0.0
-        for m in range(M):
-            acc += dh[m] * X[m, i]
-        wi = shrink * w[i] - lr * acc
-        w[i] = wi
-        w2 += wi * wi
-        ww += wi * w_star[i]
+        w2 += w[i] * w[i]
+        ww += w[i] * w_star[i]
     if cfg[7] != 0:  # keep |w| / sqrt(N) = L_frozen (the output does not depend on |w|)
         f = prm[3] / math.sqrt(w2 * inv_n)
         for i in range(N):
@@ -278,7 +282,7 @@ def vector_update(cfg, prm, w, w_star, X, h, y, dh, stats, sc):
     _scalars_update(cfg, prm, sc, g_gamma, g_beta, stats, inv_n)
 
 
-@njit(cache=True)
+@njit(cache=True, fastmath=_FAST)
 def vector_step(cfg, prm, w, w_star, X, h, t, y, dh, stats, state, sc):
     """One online SGD step with full input vectors (the literal simulation).
 
@@ -287,15 +291,9 @@ def vector_step(cfg, prm, w, w_star, X, h, t, y, dh, stats, state, sc):
     (``SC_FIELDS``), updated in place together with ``w``.
     """
     M, N = X.shape
-    fill_batch(state, X, math.sqrt(1.0 / N))
+    scale = math.sqrt(1.0 / N)
     for m in range(M):
-        hm = 0.0
-        tm = 0.0
-        for i in range(N):
-            hm += w[i] * X[m, i]
-            tm += w_star[i] * X[m, i]
-        h[m] = hm
-        t[m] = tm
+        h[m], t[m] = fill_normal_dot(state, X[m], scale, w, w_star)
     labels(t, cfg[1], prm[2], state, y)
     vector_update(cfg, prm, w, w_star, X, h, y, dh, stats, sc)
 
