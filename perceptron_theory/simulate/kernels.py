@@ -90,10 +90,12 @@ def dact(code, x):
 @njit(cache=True)
 def labels(t, teacher, noise_std, state, y):
     """``y[m] = g*(t[m]) + noise_std * xi`` (shape=(M,)), in place."""
+    if noise_std > 0.0:
+        fill_normal(state, y, noise_std)  # in bulk: see the cost note in ._rng
+    else:
+        y[:] = 0.0
     for m in range(t.shape[0]):
-        y[m] = act(teacher, t[m])
-        if noise_std > 0.0:
-            y[m] += noise_std * normal(state)
+        y[m] += act(teacher, t[m])
 
 
 @njit(cache=True)
@@ -172,8 +174,12 @@ def _uniform(state):
 
 
 @njit(cache=True)
-def chi2(state, k):
-    """A chi-square variate with ``k`` >= 1 degrees of freedom (Marsaglia & Tsang 2000 gamma)."""
+def chi2(state, k, z0=np.nan):
+    """A chi-square variate with ``k`` >= 1 degrees of freedom (Marsaglia & Tsang 2000 gamma).
+
+    ``z0``, if given, is a standard normal drawn in bulk by the caller and used for the first
+    attempt (accepted with probability > 0.95 for k >= 3); later attempts draw their own.
+    """
     a = 0.5 * k
     boost = 1.0
     if a < 1.0:  # Gamma(a) = Gamma(a + 1) U^(1/a)
@@ -181,8 +187,13 @@ def chi2(state, k):
         a += 1.0
     d = a - 1.0 / 3.0
     c = 1.0 / math.sqrt(9.0 * d)
+    first = not math.isnan(z0)
     while True:
-        x = normal(state)
+        if first:
+            x = z0
+            first = False
+        else:
+            x = normal(state)
         v = 1.0 + c * x
         if v <= 0.0:
             continue
@@ -199,21 +210,30 @@ def fill_batch(state, X, scale):
 
 
 @njit(cache=True)
-def gram_quadratic(dh, state, dof, inv_n):
+def gram_quadratic(dh, state, dof, inv_n, z):
     """``|sum_m dh_m r_m|^2`` for independent ``r_m ~ N(0, I_dof / N)`` without the vectors.
 
     Bartlett decomposition of the Wishart Gram matrix ``r_m . r_n = (T T^T)_mn / N``:
     ``T`` lower triangular, ``T_jj^2 ~ chi^2_{dof - j}``, ``T_ij ~ N(0, 1)`` (i > j);
-    returns ``|T^T dh|^2 / N``. ``dh`` shape=(M,).
+    returns ``|T^T dh|^2 / N``. ``dh`` shape=(M,); ``z`` shape=(M (M + 1) / 2,) scratch
+    for the normals, drawn in bulk.
     """
     M = dh.shape[0]
+    fill_normal(state, z, 1.0)
     total = 0.0
+    k = M
     for j in range(M):
-        acc = math.sqrt(chi2(state, dof - j)) * dh[j]
+        acc = math.sqrt(chi2(state, dof - j, z[j])) * dh[j]
         for i in range(j + 1, M):
-            acc += normal(state) * dh[i]
+            acc += z[k] * dh[i]
+            k += 1
         total += acc * acc
     return total * inv_n
+
+
+def reduced_scratch_size(M: int) -> int:
+    """Length of the scratch array :func:`reduced_step` needs for batch size ``M``."""
+    return 2 * M + M * (M + 1) // 2
 
 
 # ------------------------------------------------------------------------------ steps
@@ -299,7 +319,7 @@ def vector_step(cfg, prm, w, w_star, X, h, t, y, dh, stats, state, sc):
 
 
 @njit(cache=True)
-def reduced_step(cfg, prm, N, ab, h, t, y, dh, stats, state, sc):
+def reduced_step(cfg, prm, N, z, h, t, y, dh, stats, state, sc):
     """One SGD step of the same update, exact in distribution, without the N-vectors.
 
     Rotational invariance: with ``e1 = w*/sqrt(N)`` and ``e2`` the unit vector of ``w``'s
@@ -310,7 +330,7 @@ def reduced_step(cfg, prm, N, ab, h, t, y, dh, stats, state, sc):
     :func:`gram_quadratic`). The next batch is again isotropic, so the order parameters
     ``(|w|^2/N, w.w*/N)`` are an exact Markov chain: the law of the trajectory is that of
     :func:`vector_step` at the same ``N``, at ``O(M^2)`` cost per step instead of ``O(MN)``.
-    ``ab`` shape=(M, 2) scratch.
+    ``z`` shape=(``reduced_scratch_size(M)``,) scratch.
     """
     M = h.shape[0]
     inv_n = 1.0 / N
@@ -322,10 +342,11 @@ def reduced_step(cfg, prm, N, ab, h, t, y, dh, stats, state, sc):
         R = -1.0
     p = math.sqrt(max(1.0 - R * R, 0.0))
     sqrt_n = math.sqrt(N)
-    fill_normal(state, ab.reshape(2 * M), math.sqrt(inv_n))
+    ab = z[:2 * M]  # (a_m, b_m) interleaved
+    fill_normal(state, ab, math.sqrt(inv_n))
     for m in range(M):
-        h[m] = sqrt_n * q * (R * ab[m, 0] + p * ab[m, 1])
-        t[m] = sqrt_n * ab[m, 0]
+        h[m] = sqrt_n * q * (R * ab[2 * m] + p * ab[2 * m + 1])
+        t[m] = sqrt_n * ab[2 * m]
     labels(t, cfg[1], prm[2], state, y)
     c_w, g_gamma, g_beta = _grads(cfg, prm, h, y, dh, stats, sc, inv_n)
     lr = prm[0]
@@ -334,9 +355,9 @@ def reduced_step(cfg, prm, N, ab, h, t, y, dh, stats, state, sc):
     u1 = shrink * q * R
     u2 = shrink * q * p
     for m in range(M):
-        u1 -= lr * dh[m] * ab[m, 0] / sqrt_n
-        u2 -= lr * dh[m] * ab[m, 1] / sqrt_n
-    out2 = lr * lr * gram_quadratic(dh, state, N - 2, inv_n) * inv_n
+        u1 -= lr * dh[m] * ab[2 * m] / sqrt_n
+        u2 -= lr * dh[m] * ab[2 * m + 1] / sqrt_n
+    out2 = lr * lr * gram_quadratic(dh, state, N - 2, inv_n, z[2 * M:]) * inv_n
     q2 = u1 * u1 + u2 * u2 + out2
     if cfg[7] != 0:
         f = prm[3] * prm[3] / q2

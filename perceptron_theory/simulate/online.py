@@ -126,7 +126,7 @@ def _run_one(cfg, prm, N, M, rec_steps, seed, init, engine, out):
     n_vec = N if vector else 1
     w_star, w = np.empty(n_vec), np.empty(n_vec)
     X = np.empty((M, n_vec))
-    ab = np.empty((M, 2))
+    z = np.empty(2 * M + M * (M + 1) // 2)  # kernels.reduced_scratch_size(M)
     if vector:
         init_weights_vector(state, init[0], init[1], w_star, w, X[0])
         sc[2] = np.dot(w, w) / N
@@ -140,7 +140,7 @@ def _run_one(cfg, prm, N, M, rec_steps, seed, init, engine, out):
             if vector:
                 K.vector_step(cfg, prm, w, w_star, X, h, t, y, dh, stats, state, sc)
             else:
-                K.reduced_step(cfg, prm, N, ab, h, t, y, dh, stats, state, sc)
+                K.reduced_step(cfg, prm, N, z, h, t, y, dh, stats, state, sc)
             j += 1
             if _diverged(sc):
                 out[r:, :] = np.nan
