@@ -220,6 +220,44 @@ def _cmd_max_lr(a) -> int:
     return 0
 
 
+def _kv_options(items, name: str) -> dict:
+    """``["k=v", ...]`` -> dict, values parsed as JSON where possible (numbers, true, lists)."""
+    out = {}
+    for item in items or ():
+        k, sep, v = item.partition("=")
+        if not sep or not k:
+            raise ValueError(f"{name} entries must read KEY=VALUE, got {item!r}")
+        try:
+            out[k] = json.loads(v)
+        except json.JSONDecodeError:
+            out[k] = v
+    return out
+
+
+def _cmd_train(a) -> int:
+    try:
+        from perceptron_theory.deep.train import TrainConfig, train
+    except ImportError as exc:  # torch missing
+        raise ValueError(f"the deep arm needs torch ({exc}); install with "
+                         "python3 -m pip install -e '.[deep]'") from None
+    cfg = TrainConfig(
+        model=a.model, norm=a.norm, norm_options=_kv_options(a.norm_option, "--norm-option"),
+        model_options=_kv_options(a.model_option, "--model-option"),
+        penalties=tuple(a.penalty or ()), dataset=a.dataset, data_dir=a.data_dir,
+        subset=a.subset, batch_size=a.batch_size, epochs=a.epochs, lr=a.lr,
+        weight_decay=a.weight_decay, norm_decay=a.norm_decay, schedule=a.schedule,
+        augment=a.augment, amplitude=a.amplitude, snr=a.snr, seed=a.seed, device=a.device,
+        amp=a.amp, channels_last=a.channels_last, deterministic=a.deterministic)
+    res = train(cfg, a.out, resume=a.resume, progress=True if a.progress else None)
+    if a.json:
+        print(_dump(res.final))
+    else:
+        print(_fmt_table([(k, v) for k, v in res.final.items()
+                          if isinstance(v, (int, float, str, bool))]))
+        print(f"# outputs in {res.out_dir} (config.json, log.jsonl, checkpoint.pt)")
+    return 0
+
+
 def _cmd_reproduce(a) -> int:
     from validation.report import run
 
@@ -332,6 +370,36 @@ def build_parser() -> argparse.ArgumentParser:
                    help="let |w| grow (default: frozen, so eta_eff is fixed)")
     common(s, plot=False)
     s.set_defaults(func=_cmd_max_lr)
+
+    s = sub.add_parser("train", help="train a CNN with a normalizer and penalties (torch)")
+    s.add_argument("--model", default="cnn", help="cnn, resnet18, wrn, mlp, deep-fc")
+    s.add_argument("--norm", default="bn", help="bn, ghost-bn, pn, wn, wn+bn-mean, ln, ...")
+    s.add_argument("--penalty", action="append", metavar="NAME=COEF",
+                   help="additive penalty, repeatable (gamma-decay=1e-4, embedding-l2=1e-3 ...)")
+    s.add_argument("--norm-option", action="append", metavar="KEY=VALUE")
+    s.add_argument("--model-option", action="append", metavar="KEY=VALUE")
+    s.add_argument("--dataset", default="auto", help="auto, fashion-mnist, cifar10, synthetic")
+    s.add_argument("--data-dir", help="folder of the data set's files")
+    s.add_argument("--subset", type=int, help="use this many training samples")
+    s.add_argument("--batch-size", type=int, default=128)
+    s.add_argument("--epochs", type=int, default=10)
+    s.add_argument("--lr", type=float, default=0.1, help="rate at batch 128 (scaled linearly)")
+    s.add_argument("--weight-decay", type=float, default=5e-4)
+    s.add_argument("--norm-decay", type=float, help="decay of gamma/beta (default: weight decay)")
+    s.add_argument("--schedule", default="cosine", help="constant, step, cosine, luo")
+    s.add_argument("--augment", action="store_true")
+    s.add_argument("--amplitude", type=float, default=1.0)
+    s.add_argument("--snr", type=float)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    s.add_argument("--amp", action="store_true", help="bf16 autocast (CUDA)")
+    s.add_argument("--channels-last", action="store_true", help="(CUDA)")
+    s.add_argument("--deterministic", action="store_true")
+    s.add_argument("--out", required=True, help="run folder")
+    s.add_argument("--resume", action="store_true", help="continue from the run folder")
+    s.add_argument("--progress", action="store_true", help="progress bar (default: on a tty)")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=_cmd_train)
 
     s = sub.add_parser("reproduce", help="run every registered check and write the report")
     g = s.add_mutually_exclusive_group()

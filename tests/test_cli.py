@@ -171,3 +171,30 @@ def test_simulate_bad_input_one_line_exit_2(capsys, argv, word):
     _, err = capsys.readouterr()
     assert e.value.code == 2
     assert len(err.strip().splitlines()) == 1 and word in err
+
+
+def test_train_tiny_run(capsys, tmp_path):
+    pytest.importorskip("torch")
+    rc, out, _ = run(capsys, "train", "--model", "mlp", "--model-option", "hidden=16",
+                     "--dataset", "synthetic", "--subset", "300", "--epochs", "1",
+                     "--batch-size", "32", "--penalty", "embedding-l2=1e-3", "--out",
+                     str(tmp_path / "run"), "--json")
+    assert rc == 0
+    d = json.loads(out)
+    assert d["epoch"] == 1 and "penalty/embedding-l2" in d and d["diverged"] is False
+    assert (tmp_path / "run" / "checkpoint.pt").exists()
+
+
+@pytest.mark.parametrize("argv, word", [
+    (["train", "--norm", "bogus"], "norm"),
+    (["train", "--model", "vgg"], "model"),
+    (["train", "--penalty", "nonsense=1"], "penalt"),
+    (["train", "--penalty", "gamma-decay"], "NAME=COEF"),
+    (["train", "--batch-size", "1"], "batch_size"),
+])
+def test_train_bad_input(capsys, tmp_path, argv, word):
+    pytest.importorskip("torch")
+    with pytest.raises(SystemExit) as e:
+        raise SystemExit(main(argv + ["--out", str(tmp_path / "r")]))
+    _, err = capsys.readouterr()
+    assert e.value.code == 2 and len(err.strip().splitlines()) == 1 and word in err

@@ -1,0 +1,1 @@
+"""Deep networks: normalizers, models, penalties, data and training (needs torch)."""

@@ -1,0 +1,200 @@
+"""deep.train: config validation, schedules, a tiny run, exact resume, divergence."""
+
+import json
+import math
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from perceptron_theory.deep.train import (  # noqa: E402
+    BASE_BATCH,
+    TrainConfig,
+    learning_rate,
+    load_checkpoint,
+    train,
+)
+
+pytestmark = pytest.mark.deep
+
+# A tiny CNN on a small synthetic teacher set: 480 training samples, 15 steps of 32.
+TINY = dict(model="cnn", model_options={"channels": [4, 4, 8, 8], "hidden": 16}, norm="bn",
+            dataset="synthetic", subset=600, test_subset=100, val_fraction=0.2, batch_size=32,
+            epochs=2, lr=0.1, weight_decay=5e-4, schedule="constant", device="cpu", seed=0,
+            eval_batch_size=256)
+
+
+def tiny(**kwargs) -> TrainConfig:
+    return TrainConfig(**{**TINY, **kwargs})
+
+
+class Crash(RuntimeError):
+    pass
+
+
+# ----------------------------------------------------------------------------- config
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(batch_size=1), r"batch_size must be an integer in \[2, inf\), got 1"),
+    (dict(epochs=0), r"epochs must be an integer in \[1, inf\)"),
+    (dict(lr=0.0), r"lr must be in \(0, inf\)"),
+    (dict(lr=float("nan")), "lr must be finite"),
+    (dict(momentum=1.0), r"momentum must be in \[0, 1\)"),
+    (dict(weight_decay=-1e-4), "weight_decay"),
+    (dict(schedule="linear"), "schedule must be one of constant, step, cosine, luo"),
+    (dict(dataset="mnist"), "dataset must be one of"),
+    (dict(device="tpu"), "device must be one of auto, cpu, cuda"),
+    (dict(device="cpu", amp=True), "amp and channels_last need device"),
+    (dict(penalties=["l2"]), "NAME=COEF"),
+    (dict(penalties={"l2": -1.0}), "coefficient must be in"),
+    (dict(penalty_options={"l2": {}}), "penalty_options names penalties not in penalties"),
+    (dict(val_fraction=1.0), "val_fraction"),
+    (dict(lr_milestones=(0.5, 1.5)), "lr_milestones"),
+    (dict(warmup_epochs=3.0), r"warmup_epochs must be in \[0, 2\]"),
+    (dict(pn_samples=1), "pn_samples"),
+    (dict(augment="yes"), "augment must be True or False"),
+    (dict(model="vgg"), "model must be one of cnn, resnet18"),
+    (dict(norm="batchnorm"), "norm must be one of"),
+    (dict(model_options={"colour": 1}), "model_options has unknown key 'colour'"),
+    (dict(norm_options={"colour": 1}), "norm_options has unknown key 'colour'"),
+    (dict(penalties={"l3": 1.0}), "penalty name must be one of"),
+    (dict(penalties={"embedding-l2": 1.0}, penalty_options={"embedding-l2": {"p": 3}}),
+     "option 'p' is not accepted by penalty 'embedding-l2'"),
+])
+def test_bad_config_raises_value_error(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        tiny(**kwargs)
+
+
+def test_config_normalizes_penalties_and_round_trips():
+    a = tiny(penalties=["embedding-l2=1e-3", "functional-l2=0.5"])
+    b = tiny(penalties={"embedding-l2": 1e-3, "functional-l2": 0.5})
+    c = tiny(penalties=[("embedding-l2", "1e-3"), ("functional-l2", 0.5)])
+    assert a.penalties == b.penalties == c.penalties == (("embedding-l2", 1e-3),
+                                                         ("functional-l2", 0.5))
+    d = json.loads(json.dumps(a.to_dict()))
+    assert TrainConfig.from_dict(d) == a
+    with pytest.raises(ValueError, match="unknown TrainConfig fields"):
+        TrainConfig.from_dict({**d, "colour": 1})
+    assert tiny(batch_size=512, lr=0.1).effective_lr == pytest.approx(0.4)
+
+
+# ----------------------------------------------------------------------------- schedules
+
+
+def test_learning_rate_schedules():
+    spe = 10  # steps per epoch
+    cfg = tiny(epochs=4, batch_size=256, lr=0.1, schedule="constant")
+    base = 0.1 * 256 / BASE_BATCH  # Goyal et al.'s linear scaling
+    assert learning_rate(cfg, 0, spe) == learning_rate(cfg, 39, spe) == pytest.approx(base)
+
+    cfg = tiny(epochs=4, lr=0.1, batch_size=128, schedule="step")
+    assert [learning_rate(cfg, e * spe, spe) for e in range(4)] == pytest.approx(
+        [0.1, 0.1, 0.01, 0.001])
+
+    cfg = tiny(epochs=4, lr=0.1, batch_size=128, schedule="cosine")
+    assert learning_rate(cfg, 0, spe) == pytest.approx(0.1)
+    assert learning_rate(cfg, 20, spe) == pytest.approx(0.05)
+    assert learning_rate(cfg, 39, spe) == pytest.approx(0.05 * (1 + math.cos(math.pi * 39 / 40)))
+
+    cfg = tiny(epochs=4, lr=0.1, batch_size=128, schedule="luo", lr_decay=1e-4)
+    assert learning_rate(cfg, 1000, spe) == pytest.approx(0.1 * (1 - 1e-4) ** 1000)
+
+    cfg = tiny(epochs=4, lr=0.1, batch_size=128, warmup_epochs=1.0)
+    assert [learning_rate(cfg, s, spe) for s in (0, 4, 9, 10)] == pytest.approx(
+        [0.01, 0.05, 0.1, 0.1])
+
+
+# ----------------------------------------------------------------------------- training
+
+
+def test_tiny_run_learns_and_writes_outputs(tmp_path):
+    seen = []
+
+    def probe(model, epoch, metrics):
+        seen.append((epoch, metrics["val_acc"]))
+        return {"probe": float(epoch) * 2}
+
+    cfg = tiny(penalties=["embedding-l2=1e-3", "gamma-decay=1e-4"],
+               penalty_options={"gamma-decay": {"adaptive": True}})  # needs norm inputs
+    result = train(cfg, tmp_path / "run", callbacks=[probe], progress=False)
+    assert result.epochs_done == 2 and not result.diverged
+    assert [h["epoch"] for h in result.history] == [1, 2]
+    first, last = result.history
+    assert last["train_loss"] < first["train_loss"]
+    assert last["val_loss"] < math.log(10)
+    assert [e for e, _ in seen] == [1, 2] and last["probe"] == 4.0
+
+    run = tmp_path / "run"
+    assert TrainConfig.from_dict(json.loads((run / "config.json").read_text())) == cfg
+    lines = [json.loads(s) for s in (run / "log.jsonl").read_text().splitlines()]
+    assert len(lines) == 2
+    for key in ("epoch", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "test_loss",
+                "test_acc", "time", "diverged", "penalty/embedding-l2", "penalty/gamma-decay"):
+        assert key in lines[0]
+    assert lines[0]["penalty/embedding-l2"] > 0 and lines[0]["penalty/gamma-decay"] > 0
+    assert lines[1]["lr"] == pytest.approx(0.1 * 32 / 128)
+    ckpt = torch.load(run / "checkpoint.pt", weights_only=True)
+    assert ckpt["epoch"] == 2 and ckpt["schedule"]["step"] == 2 * (480 // 32)
+    assert json.loads((run / "result.json").read_text())["epochs_done"] == 2
+    with pytest.raises(ValueError, match="already holds checkpoint.pt"):
+        train(cfg, run)
+
+
+def test_population_norm_statistics_are_refreshed(tmp_path):
+    cfg = tiny(model="mlp", model_options={"hidden": 16}, norm="pn", pn_samples=100,
+               pn_refresh_every=2, epochs=3)
+    result = train(cfg, tmp_path / "pn")
+    assert not result.diverged
+    state = load_checkpoint(tmp_path / "pn" / "checkpoint.pt")["model"]
+    refreshes = [v for k, v in state.items() if k.endswith("num_refreshes")]
+    # Refreshed at the start of epochs 1 and 3, two sweeps each (every sweep counts).
+    assert refreshes and all(int(v) == 2 * 2 for v in refreshes)
+
+
+def test_resume_equals_uninterrupted_run(tmp_path):
+    # Dropout and augmentation make the run depend on every RNG stream.
+    options = {**TINY["model_options"], "dropout": 0.2}
+    cfg = tiny(augment=True, schedule="cosine", model_options=options)
+    full = train(cfg, tmp_path / "full")
+
+    def crash_in_epoch_2(model, epoch, metrics):
+        if epoch == 2:  # after epoch 2's training, before its checkpoint
+            raise Crash
+
+    with pytest.raises(Crash):
+        train(cfg, tmp_path / "part", callbacks=[crash_in_epoch_2])
+    assert load_checkpoint(tmp_path / "part" / "checkpoint.pt")["epoch"] == 1
+    resumed = train(cfg, tmp_path / "part", resume=True)
+    assert resumed.epochs_done == 2
+
+    a = load_checkpoint(tmp_path / "full" / "checkpoint.pt")
+    b = load_checkpoint(tmp_path / "part" / "checkpoint.pt")
+    assert a["model"].keys() == b["model"].keys()
+    for key in a["model"]:
+        assert torch.equal(a["model"][key], b["model"][key]), key
+    for sa, sb in zip(a["optimizer"]["state"].values(), b["optimizer"]["state"].values(),
+                      strict=True):
+        assert torch.equal(sa["momentum_buffer"], sb["momentum_buffer"])
+    drop_time = lambda h: {k: v for k, v in h.items() if k != "time"}  # noqa: E731
+    assert [drop_time(h) for h in full.history] == [drop_time(h) for h in resumed.history]
+    log_lines = (tmp_path / "part" / "log.jsonl").read_text().splitlines()
+    assert [json.loads(s)["epoch"] for s in log_lines] == [1, 2]
+
+    # Resuming a finished run does nothing; a changed config is refused.
+    again = train(cfg, tmp_path / "part", resume=True)
+    assert again.epochs_done == 2
+    with pytest.raises(ValueError, match=r"config differs .* \['lr'\]"):
+        train(tiny(augment=True, schedule="cosine", model_options=options, lr=0.2),
+              tmp_path / "part", resume=True)
+
+
+def test_divergence_is_reported_not_raised(tmp_path):
+    result = train(tiny(lr=1e6, epochs=3), tmp_path / "div")
+    assert result.diverged and result.final["diverged"] is True
+    assert result.final["diverged_epoch"] >= 1 and result.final["diverged_step"] >= 0
+    assert result.epochs_done == result.final["diverged_epoch"] - 1
+    last = json.loads((tmp_path / "div" / "log.jsonl").read_text().splitlines()[-1])
+    assert last["diverged"] is True
+    assert json.loads((tmp_path / "div" / "result.json").read_text())["diverged"] is True
