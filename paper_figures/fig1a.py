@@ -19,7 +19,12 @@ Figures (all from :mod:`perceptron_theory.theory.generalization`):
    (``leading`` :math:`1/(2M)`, ``exact``, ``real-batch`` :math:`\approx 1/(4M)`), plug-in
    and per-sample, as the reference layer for the BN simulation of issue 4;
    (iv) Fig. 1b's closed forms: ReLU eq. 25 at :math:`S = 0.25` and the noiseless bound
-   :math:`1 - \alpha/4` (:math:`\alpha < 2`; the replica curves are in ``fig1b``).
+   :math:`1 - \alpha/4` (:math:`\alpha < 2`; the replica curves are in ``fig1b``);
+   (v) the paper's BN squares, simulated: offline SGD of the BN student (batch statistics,
+   running averages at test time) and of WN + gamma decay at :math:`\zeta = 1/(2M)` per
+   sample, at finite N (:func:`validation.l_f1a.bn_offline`), beside the curves they are
+   read against; BN follows the min-norm curve shrunk by :math:`c_M = E[\sigma_B/\sigma_P]`
+   (it keeps the divergence at :math:`\alpha = 1`), not ridge at any single decay.
 2. ``fig1a.json`` -- the plotted data (``panels``: the Plot specifications; ``data``: the
    same numbers keyed for programs).
 
@@ -39,6 +44,7 @@ import numpy as np
 from paper_figures._common import run_cli, write_document
 from perceptron_theory import plotting
 from perceptron_theory.theory import generalization as gen
+from validation import l_f1a
 
 # ----------------------------------------------------------------------------- constants
 NOISE = 0.25  # S, as in the paper
@@ -46,7 +52,12 @@ BATCH = 32  # M of Fig. 1a
 ALPHA_RANGE = (0.0, 3.0)  # open at 0
 RELU_ALPHA_MAX = 1.95  # eq. 25 diverges at alpha = 2
 Y_CAP = 1.6  # display clip
-SIZES = {"full": {"n_alpha": 600, "n_opt": 40}, "tiny": {"n_alpha": 30, "n_opt": 6}}
+SIZES = {
+    "full": {"n_alpha": 600, "n_opt": 40, "sim_N": 1024, "sim_seeds": 8, "sim_epochs": None,
+             "sim_alphas": (0.2, 0.35, 0.5, 0.65, 0.8, 1.5, 2.0, 2.5, 3.0)},
+    "tiny": {"n_alpha": 30, "n_opt": 6, "sim_N": 64, "sim_seeds": 2, "sim_epochs": 20,
+             "sim_alphas": (0.5, 2.0)},
+}
 FILES = {"fig": "fig1a.png", "data": "fig1a.json"}
 
 
@@ -88,7 +99,24 @@ def curves(alpha: np.ndarray, n_opt: int) -> dict:
     a_r = alpha[alpha < RELU_ALPHA_MAX]
     d["relu"] = {"alpha": a_r.tolist(), "eq25": _clean(gen.relu_exhaustive(a_r, NOISE).eps),
                  "noiseless": _clean(gen.relu_noiseless_bound(a_r))}
+    d["bn_shrunk"] = {"c_M": l_f1a.C_M, "eps": _clean(l_f1a.shrunk_min_norm(alpha, l_f1a.C_M))}
     return d
+
+
+def simulation(cfg: dict) -> dict:
+    """BN and WN + decay (zeta = 1/(2M) per sample) by offline SGD at finite N.
+
+    ``bn``: BN's test error with running averages (control-variate mean and SE);
+    ``bn_corrected``: less the EMA readout noise and the initial-weight term; ``wn``: WN.
+    """
+    rows = []
+    for a in cfg["sim_alphas"]:
+        o = l_f1a.bn_stats(l_f1a.bn_offline(cfg["sim_N"], a, cfg["sim_seeds"], 0,
+                                            epochs=cfg["sim_epochs"]))
+        rows.append({"alpha": a, "epochs": o["epochs"], "bn": list(o["eps_cv"]),
+                     "bn_corrected": list(o["corrected"]), "wn": list(o["wn_eps"])})
+    return {"N": cfg["sim_N"], "seeds": cfg["sim_seeds"], "batch_size": BATCH,
+            "zeta_wn_per_sample": l_f1a.ZETA_WN, "points": rows}
 
 
 # ------------------------------------------------------------------------------- panels
@@ -132,7 +160,23 @@ def panels(d: dict) -> list[plotting.Plot]:
                        series=(s("eq. 25 (paper's SGD theory)", r["alpha"], cap(r["eq25"])),
                                s(r"noiseless bound $1 - \alpha/4$", r["alpha"], r["noiseless"],
                                  style="dashed")))
-    return [p1, p2, p3, p4]
+    sim = d["simulation"]
+    pts = sim["points"]
+    xs = [p["alpha"] for p in pts]
+    p5 = plotting.Plot(
+        title=f"(v) BN squares: offline SGD, M = {BATCH}, N = {sim['N']} (clipped at {Y_CAP})",
+        xlabel=r"$\alpha$", ylabel=r"$\epsilon$ (no label noise)",
+        series=(s("min-norm", a, cap(d["min_norm"])),
+                s(r"$\zeta = \alpha/2M$ (WN + decay theory)", a, cap(d["per_sample"]),
+                  style="dashed"),
+                s(rf"$c_M$-shrunk min-norm, $c_M$ = {d['bn_shrunk']['c_M']:.4f}", a,
+                  cap(d["bn_shrunk"]["eps"])),
+                s("BN (running averages)", xs, cap([p["bn"][0] for p in pts]),
+                  yerr=[p["bn"][1] for p in pts], style="points"),
+                s(r"WN + decay, $\zeta = 1/2M$ per sample", xs,
+                  cap([p["wn"][0] for p in pts]), yerr=[p["wn"][1] for p in pts],
+                  style="points")))
+    return [p1, p2, p3, p4, p5]
 
 
 # --------------------------------------------------------------------------------- main
@@ -144,13 +188,15 @@ def main(out_dir="paper_figures_out", size: str = "full") -> list[Path]:
     out_dir : str or Path
         Folder for the output files (created if missing).
     size : {"full", "tiny"}
-        ``"tiny"`` uses few alphas (a smoke test that runs in about a second).
+        ``"tiny"`` uses few alphas and a 20-epoch N = 64 simulation (a smoke test);
+        ``"full"`` simulates N = 1024 (several minutes).
     """
     if size not in SIZES:
         raise ValueError(f"size must be one of {', '.join(SIZES)}; got {size!r}")
     cfg = SIZES[size]
     out = Path(out_dir)
     data = curves(_grid(cfg["n_alpha"]), cfg["n_opt"])
+    data["simulation"] = simulation(cfg)
     ps = panels(data)
     paths = [plotting.save(ps, out / FILES["fig"], ncols=2)]
     constants = {"noise": NOISE, "batch_size": BATCH, "alpha_range": ALPHA_RANGE,

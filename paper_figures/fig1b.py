@@ -16,7 +16,11 @@ Figures:
    :math:`\zeta = 1/(2M)`, :math:`M = 16`, read both ways (plugged in as a sum-convention
    decay, and per sample, :math:`\zeta = \alpha/(2M)`, the paper's mean-loss WN objective),
    and at :math:`\zeta = 0.25`; finite-N points (min-norm interpolators without decay, and
-   basin-hopping training with decay, from :mod:`validation.l_f1b`);
+   basin-hopping training with decay, from :mod:`validation.l_f1b`); the paper's BN
+   squares, simulated: offline SGD of the BN ReLU student (batch statistics, learned
+   :math:`\beta`, running averages at test time) and of WN + gamma decay at
+   :math:`\zeta = 1/(2M)` per sample on the same training sets
+   (:func:`validation.l_f1b.bn_offline`);
    (ii) the same curves on a log scale, showing the height of the :math:`\zeta\to0` peak;
    (iii) the optimal decay :math:`\zeta^*(\alpha)` of the ReLU student for several
    :math:`S` (for the linear student it is exactly :math:`S`).
@@ -52,9 +56,12 @@ Y_CAP = 1.3  # display clip of panel (i)
 OPT_NOISES = (0.1, 0.25, 0.5, 1.0)
 SIZES = {
     "full": {"n_alpha": 200, "n_opt": 16, "N": 400, "seeds": 12, "inits": 16,
-             "mn_alphas": (0.5, 1.0, 1.3), "fit_alphas": (0.5, 1.0, 2.0, 3.0, 4.0)},
+             "mn_alphas": (0.5, 1.0, 1.3), "fit_alphas": (0.5, 1.0, 2.0, 3.0, 4.0),
+             "sim_N": 1024, "sim_seeds": 8, "sim_epochs": None,
+             "sim_alphas": (0.5, 1.0, 1.5, 2.0, 3.0, 4.0)},
     "tiny": {"n_alpha": 24, "n_opt": 3, "N": 60, "seeds": 3, "inits": 2,
-             "mn_alphas": (1.0,), "fit_alphas": (2.0,)},
+             "mn_alphas": (1.0,), "fit_alphas": (2.0,), "sim_N": 64, "sim_seeds": 2,
+             "sim_epochs": 20, "sim_alphas": (2.0,)},
 }
 FILES = {"fig": "fig1b.png", "data": "fig1b.json"}
 
@@ -116,6 +123,18 @@ def finite_n(cfg: dict) -> dict:
     return pts
 
 
+def simulation(cfg: dict) -> dict:
+    """BN and WN + decay (zeta = 1/(2M) per sample) ReLU students by offline SGD."""
+    rows = []
+    for a in cfg["sim_alphas"]:
+        o = l_f1b.bn_offline(cfg["sim_N"], a, cfg["sim_seeds"], 0, epochs=cfg["sim_epochs"])
+        rows.append({"alpha": a, "epochs": o["epochs"], "bn": list(o["bn"]),
+                     "wn": list(o["wn"]), "bn_minus_wn": list(o["bn_minus_wn"]),
+                     "beta": o["beta"]})
+    return {"N": cfg["sim_N"], "seeds": cfg["sim_seeds"], "batch_size": BATCH,
+            "zeta_wn_per_sample": l_f1b.ZETA_WN, "points": rows}
+
+
 # ------------------------------------------------------------------------------- panels
 def _cap(v):
     return np.minimum(np.asarray(v, dtype=float), Y_CAP)
@@ -146,6 +165,12 @@ def panels(d: dict) -> list[plotting.Plot]:
         marks.append(s(rf"trained, $\zeta$={z:g}, N={pts['N']}", [p["alpha"] for p in rows],
                        [p["mean"] for p in rows], yerr=[p["se"] for p in rows],
                        style="points"))
+    sim = d["simulation"]
+    xs = [p["alpha"] for p in sim["points"]]
+    for key, lab in (("bn", "BN (SGD, running averages)"),
+                     ("wn", r"WN + decay (SGD), $\zeta = 1/2M$ per sample")):
+        marks.append(s(f"{lab}, N={sim['N']}", xs, [p[key][0] for p in sim["points"]],
+                       yerr=[p[key][1] for p in sim["points"]], style="points"))
     p1 = plotting.Plot(
         title=rf"(i) ReLU student, S = {NOISE:g}: eps vs alpha (clipped at {Y_CAP:g})",
         xlabel=r"$\alpha = P/N$", ylabel=r"$\epsilon$ (unhalved, no label noise)",
@@ -176,7 +201,8 @@ def main(out_dir="paper_figures_out", size: str = "full") -> list[Path]:
     out_dir : str or Path
         Folder for the output files (created if missing).
     size : {"full", "tiny"}
-        ``"tiny"`` uses few points and a small finite-N run (a smoke test).
+        ``"tiny"`` uses few points and a small finite-N run (a smoke test); ``"full"``
+        includes the N = 1024 SGD simulation of BN and WN + decay (several minutes).
     """
     if size not in SIZES:
         raise ValueError(f"size must be one of {', '.join(SIZES)}; got {size!r}")
@@ -185,7 +211,7 @@ def main(out_dir="paper_figures_out", size: str = "full") -> list[Path]:
     alphas = _grid(cfg["n_alpha"])
     data = {"curves": curves(alphas),
             "optimal_decay": optimal_decay(np.linspace(0.5, ALPHA_MAX, cfg["n_opt"])),
-            "finite_n": finite_n(cfg)}
+            "finite_n": finite_n(cfg), "simulation": simulation(cfg)}
     plots = panels(data)
     paths = [plotting.save(plots, out / FILES["fig"], ncols=3)]
     constants = {"noise": NOISE, "batch": BATCH, "zeta_plugin": ZETA_PLUGIN,

@@ -324,6 +324,13 @@ def test_l_f1b_detects_the_papers_relu_theory(monkeypatch):
     monkeypatch.setitem(l_f1b.SIZES, True, small)
     monkeypatch.setattr(l_f1b, "_zero_decay_peak", lambda noise=S: {"alpha_c": 1.465,
                                                                     "eps_max": 3.45})
+    # the BN simulation section is exercised by tests/test_validation_generalization.py;
+    # this test is about the replica theory, so it is left out here (it takes minutes)
+    from perceptron_theory.plotting import Plot
+
+    monkeypatch.setattr(l_f1b, "bn_runs", lambda cfg, seed: None)
+    monkeypatch.setattr(l_f1b, "bn_comparisons", lambda cfg, run: ([], {}))
+    monkeypatch.setattr(l_f1b, "_bn_plot", lambda run: Plot("BN (skipped)", "alpha", "eps", ()))
     good = l_f1b.check(quick=True, seed=0)
     assert good.ok, [c for c in good.comparisons if not c.ok]
     orig = R._relu_wedges
