@@ -258,6 +258,47 @@ def _cmd_train(a) -> int:
     return 0
 
 
+def _cmd_probe(a) -> int:
+    try:
+        from perceptron_theory.deep.probes import PROBES, run_probe
+    except ImportError as exc:  # torch missing
+        raise ValueError(f"the deep arm needs torch ({exc}); install with "
+                         "python3 -m pip install -e '.[deep]'") from None
+    from perceptron_theory._checks import check_choice
+
+    check_choice("probe", a.probe, PROBES)
+    res = run_probe(a.checkpoint, a.probe, options=_kv_options(a.option, "--option"),
+                    device=a.device)
+    if a.plot:
+        _probe_plot(a.probe, res["result"], a.plot)
+    if a.json:
+        print(_dump(res))
+    else:
+        flat = [(k, v) for k, v in res["result"].items() if isinstance(v, (int, float, str))]
+        print(f"# probe {a.probe} on {res['run_dir']} (epoch {res['epoch']})")
+        print(_fmt_table(flat) if flat else _dump(res["result"]))
+    return 0
+
+
+def _probe_plot(probe: str, result: dict, path) -> None:
+    """A picture for the probes that have a natural one; others get their scalars as bars."""
+    from perceptron_theory.plotting import Plot, save, series
+
+    plots = []
+    for key, val in result.items():
+        if isinstance(val, list) and val and all(isinstance(v, (int, float)) for v in val):
+            plots.append(Plot(f"{probe}: {key}", "index", key,
+                              (series(key, np.arange(len(val)), np.asarray(val, float)),)))
+        elif isinstance(val, dict) and {"grid", "density"} <= set(val):
+            plots.append(Plot(f"{probe}: eigenvalue density", "eigenvalue", "density",
+                              (series("SLQ", val["grid"], val["density"]),)))
+    if not plots:
+        nums = [(k, v) for k, v in result.items() if isinstance(v, (int, float))]
+        plots.append(Plot(f"{probe}", "quantity", "value",
+                          (series("value", np.arange(len(nums)), [v for _, v in nums]),)))
+    save(plots, path)
+
+
 def _cmd_reproduce(a) -> int:
     from validation.report import run
 
@@ -400,6 +441,16 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--progress", action="store_true", help="progress bar (default: on a tty)")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=_cmd_train)
+
+    s = sub.add_parser("probe", help="measure a trained run: norms, dropout, Hessian ...")
+    s.add_argument("--checkpoint", required=True, metavar="RUN_DIR",
+                   help="a folder written by `train` (config.json + checkpoint.pt)")
+    s.add_argument("--probe", required=True,
+                   help="norms, dropout, propagation, hessian, bn-finetune, test-batch-size")
+    s.add_argument("--option", action="append", metavar="KEY=VALUE", help="probe option")
+    s.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    common(s)
+    s.set_defaults(func=_cmd_probe)
 
     s = sub.add_parser("reproduce", help="run every registered check and write the report")
     g = s.add_mutually_exclusive_group()

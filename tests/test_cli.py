@@ -198,3 +198,21 @@ def test_train_bad_input(capsys, tmp_path, argv, word):
         raise SystemExit(main(argv + ["--out", str(tmp_path / "r")]))
     _, err = capsys.readouterr()
     assert e.value.code == 2 and len(err.strip().splitlines()) == 1 and word in err
+
+
+def test_probe_on_a_trained_run(capsys, tmp_path):
+    pytest.importorskip("torch")
+    run_dir = tmp_path / "run"
+    rc, _, _ = run(capsys, "train", "--model", "mlp", "--model-option", "hidden=16",
+                   "--dataset", "synthetic", "--subset", "200", "--epochs", "1",
+                   "--batch-size", "32", "--out", str(run_dir))
+    assert rc == 0
+    rc, out, _ = run(capsys, "probe", "--checkpoint", str(run_dir), "--probe", "hessian",
+                     "--option", "n=32", "--option", "k=3", "--option", "slq_steps=8", "--json",
+                     "--plot", str(tmp_path / "h.png"))
+    assert rc == 0
+    d = json.loads(out)
+    assert d["probe"] == "hessian" and (tmp_path / "h.png").exists()
+    rc, out, _ = run(capsys, "probe", "--checkpoint", str(run_dir), "--probe", "dropout",
+                     "--option", "p=0.5")
+    assert rc == 0 and "drop" in out
