@@ -205,7 +205,7 @@ class TrainConfig:
         ``torch.use_deterministic_algorithms(True)`` for the run.
     pn_refresh_every : int
         Re-estimate the population statistics of ``pn`` layers
-        (``norms.refresh_population_stats``, two sweeps) at the start of epochs
+        (``norms.refresh_population_stats``, one exact sweep per PN layer) at the start of epochs
         1, 1 + k, 1 + 2k, ... for k = ``pn_refresh_every``.
     pn_samples : int
         Training samples used for the population statistics (Luo et al.: 10k).
@@ -704,7 +704,7 @@ def _train(config, out_dir, resume, progress, callbacks, dist_ctx, device, use_a
                 idx = torch.randperm(n_train, generator=g_pn)[:config.pn_samples].to(device)
                 batches = [bundle.train_x.index_select(0, i)
                            for i in idx.split(config.eval_batch_size)]
-                refresh_population_stats(model, batches)
+                refresh_population_stats(model, batches, passes=None)
             model.train()
             g_order = torch.Generator().manual_seed(derive_seed(config.seed, 300, epoch))
             g_aug = torch.Generator().manual_seed(
