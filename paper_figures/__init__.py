@@ -23,6 +23,7 @@ FIGURES = {
     "lr_limits": "paper_figures.lr_limits",
     "fig1a": "paper_figures.fig1a",
     "fig1b": "paper_figures.fig1b",
+    "ode_vs_sim": "paper_figures.ode_vs_sim",
 }
 
 __all__ = ["FIGURES"]

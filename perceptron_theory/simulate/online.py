@@ -104,7 +104,10 @@ def method_config(method: str, activation: str, teacher: str, batch_size: int, z
 
 @njit(cache=True)
 def _diverged(sc):
-    for k in range(4):
+    """L^2 = |w|^2/N, gamma^2, beta^2 or (w.w*/N)^2 beyond ``DIVERGENCE_BOUND``, or non-finite."""
+    if not math.isfinite(sc[2]) or sc[2] > K.DIVERGENCE_BOUND:
+        return True
+    for k in (0, 1, 3):
         v = sc[k]
         if not math.isfinite(v) or v * v > K.DIVERGENCE_BOUND:
             return True
@@ -157,20 +160,21 @@ def _run(cfg, prm, N, M, rec_steps, seeds, init, engine, out, div_step):
 
 
 def run_in_batches(kernel, seeds: np.ndarray, outs: tuple, progress, desc: str) -> None:
-    """Call ``kernel(seeds_chunk, *out_chunks)`` over chunks of seeds (one per thread count).
+    """Call ``kernel(seeds_chunk, *out_chunks)``: once for all seeds, or in ~20 chunks when
+    a tqdm bar is shown (``progress=None``: when stderr is a terminal).
 
-    Each seed owns its random stream, so chunking changes nothing in the numbers; it only
-    lets a tqdm bar advance (``progress=None``: only when stderr is a terminal and there
-    is more than one chunk).
+    Each seed owns its random stream, so chunking changes nothing in the numbers.
     """
     import sys
 
     import numba
 
-    chunk = max(numba.get_num_threads(), 1)
-    starts = list(range(0, seeds.size, chunk))
     if progress is None:
-        progress = len(starts) > 1 and sys.stderr.isatty()
+        progress = sys.stderr.isatty() and seeds.size > numba.get_num_threads()
+    # one call for all seeds unless a bar is shown (each call pays the parallel launch)
+    chunk = seeds.size if not progress else max(numba.get_num_threads(),
+                                                -(-seeds.size // 20))
+    starts = list(range(0, seeds.size, chunk))
     bar = None
     if progress:
         from tqdm import tqdm
