@@ -173,11 +173,12 @@ def section_b(quick: bool) -> None:
     import numba
 
     n = numba.get_num_threads()
-    seeds = 4 * n
+    seeds = 8 * n
     res = {}
     for threads in sorted({1, n}):
         numba.set_num_threads(threads)
-        res[threads] = best(numba_run, 1000, 2.0 if quick else 10.0, "vector", seeds) * seeds
+        res[threads] = best(numba_run, 1000, 5.0 if quick else 20.0, "vector", seeds,
+                            repeat=5) * seeds
     numba.set_num_threads(n)
     table(f"b. prange over {seeds} seeds (N = 1000, vector engine)",
           ("threads", "per step (all seeds)", "speed-up"),

@@ -78,6 +78,7 @@ def _test_stats(cfg, sc):
 def _run_one(cfg, prm, N, P, M, rec_epochs, lr_decay, seed, init, out, loss_out):
     """One seed; ``out`` shape=(n_rec, 6), ``loss_out`` shape=(n_rec,); returns divergence
     step or -1."""
+    cfg = cfg.copy()  # thread-private (reference-count atomics; see online._run_one)
     state = seed_state(seed, 0)
     w_star, w, tmp = np.empty(N), np.empty(N), np.empty(N)
     init_weights_vector(state, init[0], init[1], w_star, w, tmp)
