@@ -82,12 +82,8 @@ def test_relu_noiseless_curve_meets_recovery():
     assert e[2] - 0.5 < 1e-3
 
 
-def test_paper_eq25_is_the_saddle_point_without_the_negative_label_constraint(monkeypatch):
-    """Luo et al. eq. 25 = our saddle point with the cost of pushing w.x <= 0 on y <= 0
-    patterns dropped (region 0 of the prox, u* = 0), to machine precision; with it the
-    curve is lower at S = 0 and departs from eq. 25."""
-    alphas = (0.3, 1.0, 1.7)
-    true = [R.solve(a, student="relu", noise=S).eps for a in alphas]
+def _drop_negative_label_constraint(monkeypatch):
+    """Patch the ReLU prox to Luo et al.'s eq. 25 model: region 0 (w.x <= 0 on y <= 0) free."""
     orig = R._relu_wedges
 
     def no_constraint(x):
@@ -97,6 +93,15 @@ def test_paper_eq25_is_the_saddle_point_without_the_negative_label_constraint(mo
         return theta, a, b
 
     monkeypatch.setattr(R, "_relu_wedges", no_constraint)
+
+
+def test_paper_eq25_is_the_saddle_point_without_the_negative_label_constraint(monkeypatch):
+    """Luo et al. eq. 25 = our saddle point with the cost of pushing w.x <= 0 on y <= 0
+    patterns dropped (region 0 of the prox, u* = 0), to machine precision; with it the
+    curve is lower at S = 0 and departs from eq. 25."""
+    alphas = (0.3, 1.0, 1.7)
+    true = [R.solve(a, student="relu", noise=S).eps for a in alphas]
+    _drop_negative_label_constraint(monkeypatch)
     for al, t in zip(alphas, true, strict=True):
         paper = float(gen.relu_exhaustive(al, S).eps[0])
         assert R.solve(al, student="relu", noise=S).eps == pytest.approx(paper, rel=1e-10)
@@ -333,15 +338,7 @@ def test_l_f1b_detects_the_papers_relu_theory(monkeypatch):
     monkeypatch.setattr(l_f1b, "_bn_plot", lambda run: Plot("BN (skipped)", "alpha", "eps", ()))
     good = l_f1b.check(quick=True, seed=0)
     assert good.ok, [c for c in good.comparisons if not c.ok]
-    orig = R._relu_wedges
-
-    def no_constraint(x):
-        theta, a, b = orig(x)
-        a = a.copy()
-        a[0] = 0.0
-        return theta, a, b
-
-    monkeypatch.setattr(R, "_relu_wedges", no_constraint)
+    _drop_negative_label_constraint(monkeypatch)
     bad = l_f1b.check(quick=True, seed=0)
     failed = {c.quantity for c in bad.comparisons if not c.ok}
     assert any(q.startswith("ReLU min-norm interpolator eps, S=0,") for q in failed), failed

@@ -38,9 +38,11 @@ from perceptron_theory.simulate._rng import next_u64, seed_state
 from perceptron_theory.simulate.data import fill_training_set, init_weights_vector
 from perceptron_theory.simulate.online import (
     METHODS,
+    SeedStats,
     _diverged,
     method_config,
     run_in_batches,
+    seed_array,
     student_readout,
 )
 
@@ -130,7 +132,7 @@ def _run(cfg, prm, N, P, M, rec_epochs, lr_decay, seeds, init, out, loss_out, di
 
 
 @dataclass(frozen=True)
-class OfflineResult:
+class OfflineResult(SeedStats):
     """Order parameters, training loss and test error after the recorded epochs (rows: seeds).
 
     Fields as :class:`.online.OnlineResult`; ``train_loss`` = 1/(2P) sum (y - g(s))^2 on the
@@ -159,17 +161,6 @@ class OfflineResult:
     diverged: np.ndarray
     epoch_diverged: np.ndarray
     seeds: np.ndarray
-
-    def mean(self, field: str) -> tuple[np.ndarray, np.ndarray]:
-        """Mean over the non-diverged seeds and its standard error, per recorded epoch."""
-        v = getattr(self, field)[~self.diverged]
-        n = v.shape[0]
-        se = v.std(axis=0, ddof=1) / math.sqrt(n) if n > 1 else np.full(v.shape[1], np.nan)
-        return v.mean(axis=0), se
-
-    def to_dict(self) -> dict:
-        from perceptron_theory._io import to_plain_dict
-        return to_plain_dict(self)
 
 
 def run(method: str, activation: str, *, N: int, alpha: float, epochs: int, lr: float,
@@ -209,10 +200,7 @@ def run(method: str, activation: str, *, N: int, alpha: float, epochs: int, lr: 
     cfg = method_config(method, activation, teacher, M, zeta, ghost_size, False)
     n_points = check_int("n_points", n_points, 1)
     rec = np.unique(np.round(np.linspace(0, epochs, n_points + 1)[1:]).astype(np.int64))
-    seeds = np.arange(seed, seed + check_int("seeds", seeds, 1)) if np.isscalar(seeds) \
-        else np.asarray(seeds, np.int64)
-    if seeds.ndim != 1 or seeds.size == 0 or np.any(seeds < 0):
-        raise ValueError(f"seeds must be a count >= 1 or non-negative integers, got {seeds}")
+    seeds = seed_array(seeds, seed)
     rec = np.concatenate([[0], rec])
     n_steps = epochs * (P // M)
     lr_decay = (lr_final / lr) ** (1.0 / max(n_steps - 1, 1))

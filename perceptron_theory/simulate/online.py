@@ -36,7 +36,7 @@ from perceptron_theory.simulate._rng import seed_state
 from perceptron_theory.simulate.data import init_weights_vector
 
 __all__ = ["METHODS", "Method", "OnlineResult", "run", "method_config", "exact_test_error",
-           "student_readout", "run_in_batches"]
+           "student_readout", "run_in_batches", "seed_array", "SeedStats"]
 
 
 @dataclass(frozen=True)
@@ -193,8 +193,32 @@ def run_in_batches(kernel, seeds: np.ndarray, outs: tuple, progress, desc: str) 
         bar.close()
 
 
+class SeedStats:
+    """Mean/SE over seeds and JSON export, shared by the online and offline results."""
+
+    def mean(self, field: str) -> tuple[np.ndarray, np.ndarray]:
+        """Mean over the non-diverged seeds and its standard error, per recorded time."""
+        v = getattr(self, field)[~self.diverged]
+        n = v.shape[0]
+        se = v.std(axis=0, ddof=1) / math.sqrt(n) if n > 1 else np.full(v.shape[1], np.nan)
+        return v.mean(axis=0), se
+
+    def to_dict(self) -> dict:
+        from perceptron_theory._io import to_plain_dict
+        return to_plain_dict(self)
+
+
+def seed_array(seeds, seed: int) -> np.ndarray:
+    """``seeds`` as an int64 array: a count (``seed, seed + 1, ...``) or explicit seeds."""
+    out = np.arange(seed, seed + check_int("seeds", seeds, 1)) if np.isscalar(seeds) \
+        else np.asarray(seeds, np.int64)
+    if out.ndim != 1 or out.size == 0 or np.any(out < 0):
+        raise ValueError(f"seeds must be a count >= 1 or non-negative integers, got {seeds}")
+    return out.astype(np.int64)
+
+
 @dataclass(frozen=True)
-class OnlineResult:
+class OnlineResult(SeedStats):
     """Order parameters at the recorded times, one row per seed.
 
     ``gamma``/``beta``: the affine parameters (for ``sgd``: ``gamma = Q = |w|/sqrt N``);
@@ -225,16 +249,6 @@ class OnlineResult:
     t_diverged: np.ndarray  # shape=(K,), NaN where not diverged
     seeds: np.ndarray
 
-    def mean(self, field: str) -> tuple[np.ndarray, np.ndarray]:
-        """Mean over the non-diverged seeds and its standard error, per recorded time."""
-        v = getattr(self, field)[~self.diverged]
-        n = v.shape[0]
-        se = v.std(axis=0, ddof=1) / math.sqrt(n) if n > 1 else np.full(v.shape[1], np.nan)
-        return v.mean(axis=0), se
-
-    def to_dict(self) -> dict:
-        from perceptron_theory._io import to_plain_dict
-        return to_plain_dict(self)
 
 
 def exact_test_error(student: str, teacher: str, q2, c, a, b, *, n_nodes: int = 96) -> np.ndarray:
@@ -367,10 +381,7 @@ def run(method: str, activation: str, *, N: int, lr: float, t_max: float, zeta: 
     if times.ndim != 1 or times.size == 0 or np.any(np.diff(times) < 0) or times[0] < 0 \
             or times[-1] > t_max * (1 + 1e-12):
         raise ValueError(f"times must be a non-empty increasing sequence in [0, t_max={t_max}]")
-    seeds = np.arange(seed, seed + check_int("seeds", seeds, 1)) if np.isscalar(seeds) \
-        else np.asarray(seeds, np.int64)
-    if seeds.ndim != 1 or seeds.size == 0 or np.any(seeds < 0):
-        raise ValueError(f"seeds must be a count >= 1 or non-negative integers, got {seeds}")
+    seeds = seed_array(seeds, seed)
     rec = np.round(times * N / M).astype(np.int64)
     t = rec * M / N
     prm = np.array([lr, zeta, math.sqrt(noise), L_init])
