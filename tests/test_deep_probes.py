@@ -376,6 +376,25 @@ def test_finetune_starts_from_bn_effective_norms():
     assert ft["weight_norm"][-1] != ft["weight_norm"][0]
 
 
+
+def test_finetune_control_continues_bn_on_the_same_batches():
+    """The BN control starts where the folded net starts (same eval function, same
+    effective norms), leaves the plain run unchanged, and moves BN's effective norms."""
+    torch.manual_seed(0)
+    net = _randomize_bn(make_model("cnn", norm="bn", in_channels=1, image_size=8, **TINY_CNN))
+    data = _batch(64)
+    plain = P.finetune_probe(net, data, steps=3, every=2, batch_size=16, lr=0.05)
+    both = P.finetune_probe(net, data, steps=3, every=2, batch_size=16, lr=0.05, control=True)
+    for k in ("weight_norm", "train_loss", "val_loss", "train_acc", "val_acc"):
+        assert both[k] == plain[k], k
+    np.testing.assert_allclose(both["control_weight_norm"][0], both["weight_norm"][0],
+                               rtol=1e-5)
+    assert both["control_train_loss"][0] == pytest.approx(both["train_loss"][0], rel=1e-5)
+    assert both["control_weight_norm"][-1] != both["control_weight_norm"][0]
+    assert both["control_val_loss"][-1] != both["val_loss"][-1]
+    with pytest.raises(ValueError, match="control"):
+        P.finetune_probe(net, data, control=1)
+
 # =================================================================== test batch size
 def test_test_batch_size_probe():
     x, y = _batch(64)

@@ -1,5 +1,6 @@
-"""The probe-based deep checks (D-T3, D-F2/F3, L-F2ef, R-F1, R-F3) run at size "tiny" and
-return well-formed results; outcomes at this size are meaningless and not asserted."""
+"""The probe-based deep checks (D-T3, D-F2/F3, L-F2ef, L-F4, R-F1, R-F3, R-F4/F6) run at
+size "tiny" and return well-formed results; outcomes at this size are meaningless and not
+asserted."""
 
 import math
 
@@ -9,11 +10,12 @@ pytest.importorskip("torch")
 
 pytestmark = pytest.mark.deep
 
-from validation import d_f2f3, d_t3, l_f2ef, r_f1f3  # noqa: E402
+from validation import d_f2f3, d_t3, l_f2ef, l_f4, r_f1f3, r_f4f6  # noqa: E402
 from validation._core import REGISTRY, CheckResult  # noqa: E402
 
 CHECKS = {"D-T3": d_t3.check, "D-F2/F3": d_f2f3.check, "L-F2ef": l_f2ef.check,
-          "R-F1": r_f1f3.check_f1, "R-F3": r_f1f3.check_f3}
+          "R-F1": r_f1f3.check_f1, "R-F3": r_f1f3.check_f3, "L-F4": l_f4.check,
+          "R-F4/F6": r_f4f6.check}
 
 
 @pytest.mark.parametrize("claim", sorted(CHECKS))

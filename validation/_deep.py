@@ -51,9 +51,9 @@ from perceptron_theory.plotting import Plot, series
 from validation._core import Comparison, expect
 
 __all__ = ["SIZES", "SCALES", "CNN_OPTIONS", "Scale", "N_SIGMA", "RESOLVED_T", "resolve_size",
-           "get_scale", "dataset_args", "trained", "plateau_note", "PLATEAU", "Runs",
-           "run_grid", "paired", "ordering", "bound_check", "curve_plot", "training_plots",
-           "fmt_pm"]
+           "get_scale", "torch_device", "dataset_args", "trained", "plateau_note", "PLATEAU",
+           "Runs", "run_grid", "paired", "sign_record", "ordering", "bound_check",
+           "curve_plot", "training_plots", "fmt_pm"]
 
 SIZES = ("tiny", "quick", "full")
 #: ordering records pass when the mean oriented difference is >= -N_SIGMA * stderr
@@ -116,6 +116,16 @@ def resolve_size(quick: bool, size: str | None) -> str:
 def get_scale(quick: bool, size: str | None) -> Scale:
     return SCALES[resolve_size(quick, size)]
 
+
+
+def torch_device(scale: Scale) -> str:
+    """The torch device name of ``scale`` for code that trains outside ``train.train``:
+    ``"cpu"``, or ``"cuda"`` where the scale says ``"auto"`` and a GPU is present."""
+    if scale.device == "cpu":
+        return "cpu"
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
 
 # ----------------------------------------------------------------------------- data
 _CACHE: dict[str, str] = {}
@@ -437,6 +447,23 @@ def paired(a, b) -> tuple[float, float, int]:
     se = float(d.std(ddof=1) / math.sqrt(n)) if n > 1 else math.nan
     return float(d.mean()), se, n
 
+
+
+def sign_record(claim: str, quantity: str, diffs, note: str = "") -> Comparison:
+    """A record "the per-seed differences ``diffs`` are positive", by ``_deep``'s rule.
+
+    ``diffs`` are already oriented (positive when the claim holds) and paired by seed;
+    the record holds their mean and standard error and passes on the sign of the mean
+    (:data:`N_SIGMA`); the note gives the per-seed values, ``t`` and the verdict.
+    """
+    d = np.asarray(diffs, float)
+    d = d[np.isfinite(d)]
+    m = float(d.mean()) if d.size else math.nan
+    se = float(d.std(ddof=1) / math.sqrt(d.size)) if d.size > 1 else 0.0
+    t = m / se if se > 0 else math.nan
+    return expect(claim, quantity, 0.0, m, ">=", stderr=se, n_sigma=N_SIGMA,
+                  note=f"per-seed {np.round(d, 4).tolist()}, mean {m:.4g} +- {se:.2g}, "
+                       f"t = {t:.2f}: {_verdict(t)}; passes on the sign of the mean. {note}")
 
 #: a run whose final train loss is above 0.9 ln(10) has not left the chance plateau
 PLATEAU = 0.9 * math.log(10.0)

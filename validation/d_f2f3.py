@@ -40,7 +40,9 @@ EL2_SMALL_LABEL = f"embedding L2 {EL2_SMALL:g}"
 
 
 @functools.lru_cache(maxsize=4)
-def _small_el2(size: str, seed: int) -> _deep.Runs:
+def small_el2_grid(size: str, seed: int) -> _deep.Runs:
+    """The EL2-coefficient-:data:`EL2_SMALL` runs of ``size`` (cached in the process); the
+    other points of the sweep are :func:`validation.d_t3.grid`'s."""
     s = d_t3.SETTINGS[size]
     base = dict(model="mlp", model_options=s["model_options"], batch_size=s["batch_size"],
                 epochs=s["epochs"], lr=0.2, momentum=0.9, weight_decay=5e-4,
@@ -72,7 +74,7 @@ def _paired_record(quantity, a, b, runs, note=""):
 def check(quick: bool = True, seed: int = 0, size: str | None = None) -> CheckResult:
     size = _deep.resolve_size(quick, size)
     runs = d_t3.grid(size, seed)
-    small = _small_el2(size, seed)
+    small = small_el2_grid(size, seed)
     base, bn, el2 = d_t3.BASE, d_t3.BN, d_t3.EL2
     o = _deep.ordering
     comps = [

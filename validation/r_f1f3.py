@@ -45,7 +45,8 @@ def _config(size: str, norm: str, seed: int):
     return TrainConfig(model="deep-fc", norm=norm,
                        model_options={"depth": s["depth"], "width": s["width"]},
                        batch_size=s["batch_size"], lr=0.1, momentum=0.9, schedule="constant",
-                       device="cpu", seed=seed, **_deep.dataset_args(scale))
+                       device=_deep.torch_device(scale), seed=seed,
+                       **_deep.dataset_args(scale))
 
 
 def _over_training(size: str, seed: int) -> dict:
@@ -53,29 +54,14 @@ def _over_training(size: str, seed: int) -> dict:
     from perceptron_theory.deep.probes import propagation_over_training
 
     s, scale = SETTINGS[size], _deep.SCALES[size]
+    device = _deep.torch_device(scale)
     out = {}
-    with _deep._torch_threads(1 if scale.device == "cpu" else None):
+    with _deep._torch_threads(1 if device == "cpu" else None):
         for norm in NORMS:
             out[norm] = [propagation_over_training(
                 _config(size, norm, sd), s["steps"], s["every"], noise=NOISE, n=s["n"],
-                seed=sd) for sd in scale.seeds(seed)]
+                seed=sd, device=device) for sd in scale.seeds(seed)]
     return out
-
-
-def _stats(values) -> tuple[float, float]:
-    v = np.asarray(values, float)
-    return float(v.mean()), float(v.std(ddof=1) / np.sqrt(v.size)) if v.size > 1 else 0.0
-
-
-def _sign_record(claim, quantity, diffs, note):
-    from validation._core import expect
-
-    m, se = _stats(diffs)
-    t = m / se if se > 0 else float("nan")
-    verdict = _deep._verdict(t)
-    return expect(claim, quantity, 0.0, m, ">=", stderr=se, n_sigma=_deep.N_SIGMA,
-                  note=f"per-seed {np.round(diffs, 4).tolist()}, mean {m:.4g} +- {se:.2g}, "
-                       f"t = {t:.2f}: {verdict}; passes on the sign of the mean. {note}")
 
 
 _CACHE: dict = {}
@@ -97,9 +83,9 @@ def check_f1(quick: bool = True, seed: int = 0, size: str | None = None) -> Chec
     emb = {nm: np.array([p["rep_corr"][-2] for p in init[nm]]) for nm in NORMS}
     first = np.array([p["rep_corr"][0] for p in init["bn"]])
     comps = [
-        _sign_record("R-F1", "rep. correlation at the embedding: LN - BN > 0",
+        _deep.sign_record("R-F1", "rep. correlation at the embedding: LN - BN > 0",
                      emb["ln"] - emb["bn"], "Fig. 1: BN's correlation falls with depth"),
-        _sign_record("R-F1", "BN: rep. correlation first layer - embedding > 0",
+        _deep.sign_record("R-F1", "BN: rep. correlation first layer - embedding > 0",
                      first - emb["bn"], "decorrelation with depth"),
     ]
     plots = (Plot(f"R-F1: cosine of two noisy copies vs depth at init ({size})", "position",
@@ -129,9 +115,9 @@ def check_f3(quick: bool = True, seed: int = 0, size: str | None = None) -> Chec
     lr0 = np.log(ratio["bn"][:, 0]) - np.log(ratio["ln"][:, 0])
     fall = np.log(ratio["bn"][:, 0]) - np.log(ratio["bn"][:, -1])
     comps = [
-        _sign_record("R-F3", "log grad ratio (first/last layer) at step 0: BN - LN > 0", lr0,
+        _deep.sign_record("R-F3", "log grad ratio (first/last layer) at step 0: BN - LN > 0", lr0,
                      "Fig. 3d: BN's gradients explode towards the input at init"),
-        _sign_record("R-F3", f"BN: log grad ratio step 0 - step {int(steps[-1])} > 0", fall,
+        _deep.sign_record("R-F3", f"BN: log grad ratio step 0 - step {int(steps[-1])} > 0", fall,
                      "training tames BN's gradient explosion"),
     ]
     plots = (Plot(f"R-F3: first/last-layer gradient-norm ratio ({size})", "SGD step",

@@ -1261,7 +1261,7 @@ def fold_batchnorm(model: nn.Module, *, example: torch.Tensor) -> nn.Module:
 
 def finetune_probe(model: nn.Module, data, *, lr: float = 1e-3, steps: int = 100,
                    every: int = 10, batch_size: int = 128, momentum: float = 0.0,
-                   n_eval: int | None = 1000, seed: int = 0) -> dict:
+                   n_eval: int | None = 1000, control: bool = False, seed: int = 0) -> dict:
     r"""Fold BN (:func:`fold_batchnorm`) and fine-tune the plain net with SGD (L-F4).
 
     Luo et al. (2019), Sec. 5 "Regularization and parameter norm" and App. B.2, Fig. 4:
@@ -1272,6 +1272,14 @@ def finetune_probe(model: nn.Module, data, *, lr: float = 1e-3, steps: int = 100
     conv/linear and the mean cross entropy / accuracy in eval mode on ``n_eval`` (seeded)
     training and validation samples. Minibatches of ``batch_size`` from a seeded
     permutation per pass; no weight decay; ``momentum`` 0 (plain SGD).
+
+    With ``control`` the original BN net is trained alongside on the very same
+    minibatches with the same optimizer (batch statistics in training, running
+    statistics updated as in ``train``): what continuing *with* BN does over the same
+    steps. Its recorded weight norms are those of its fold, :math:`\lVert\gamma
+    W/\sigma\rVert` (BN's effective norm), so the two sets of norms are comparable and
+    equal at step 0. Without this control, a rising validation loss could be plain
+    overfitting by further training rather than the release of BN's regularization.
 
     Parameters
     ----------
@@ -1291,6 +1299,8 @@ def finetune_probe(model: nn.Module, data, *, lr: float = 1e-3, steps: int = 100
         SGD momentum in [0, 1).
     n_eval : int, optional
         Samples of each split used for the losses (all when None).
+    control : bool
+        Also continue the BN net on the same minibatches (``control_*`` keys).
     seed : int
         Seed of the subsets and the batch order.
 
@@ -1299,13 +1309,16 @@ def finetune_probe(model: nn.Module, data, *, lr: float = 1e-3, steps: int = 100
     dict
         ``fold_max_abs_err, fold_max_rel_err, weight_layers, bn_weight_norm, step,
         weight_norm`` (per record, per layer), ``train_loss, train_acc, val_loss,
-        val_acc``.
+        val_acc``; with ``control`` also ``control_weight_norm, control_train_loss,
+        control_train_acc, control_val_loss, control_val_acc``.
     """
     lr = check_real("lr", lr, 0.0, lo_open=True)
     steps = check_int("steps", steps, 0)
     every = check_int("every", every, 1)
     batch_size = check_int("batch_size", batch_size, 1)
     momentum = check_real("momentum", momentum, 0.0, 1.0, hi_open=True)
+    if not isinstance(control, bool):
+        raise ValueError(f"control must be True or False, got {control!r}")
     seed = check_int("seed", seed, 0)
     device = _device(model)
     xt, yt = _split(data, "train")
@@ -1314,28 +1327,37 @@ def finetune_probe(model: nn.Module, data, *, lr: float = 1e-3, steps: int = 100
     ex, ey = _data(data, "train", n_eval, derive_seed(seed, 3), device)
     vx, vy = _data(data, "val", n_eval, derive_seed(seed, 4), device) \
         if len(_split(data, "val")[1]) else (ex, ey)
+    trace = ex[:min(len(ex), 64)]
     ref = probe_copy(model, "eval")
-    plain_net = fold_batchnorm(model, example=ex[:min(len(ex), 64)])
+    plain_net = fold_batchnorm(model, example=trace)
     with torch.no_grad():
         a, b = ref(vx), plain_net(vx)
     err = float((a - b).abs().max())
     rel = err / max(float(a.abs().max()), 1e-30)
     bn_norms = [float(_raw_weight(m).detach().double().norm()) for _, m in _weight_layers(ref)]
 
-    wl = _weight_layers(plain_net)
-    opt = torch.optim.SGD(plain_net.parameters(), lr=lr, momentum=momentum)
-    rec = {k: [] for k in ("step", "weight_norm", "train_loss", "train_acc", "val_loss",
-                           "val_acc")}
+    # (prefix, net, norms of the plain net it computes at eval)
+    nets = [("", plain_net, lambda: plain_net)]
+    if control:
+        bn_net = copy.deepcopy(model)
+        nets.append(("control_", bn_net, lambda: fold_batchnorm(bn_net, example=trace)))
+    opts = [torch.optim.SGD(net.parameters(), lr=lr, momentum=momentum) for _, net, _ in nets]
+    keys = ("weight_norm", "train_loss", "train_acc", "val_loss", "val_acc")
+    rec = {"step": [], **{f"{pre}{k}": [] for pre, _, _ in nets for k in keys}}
 
     def record(step):
-        plain_net.eval()
-        with torch.no_grad():
-            for split, (xx, yy) in (("train", (ex, ey)), ("val", (vx, vy))):
-                logits = torch.cat([plain_net(xx[i]) for i in iterate_minibatches(len(yy), 1000)])
-                rec[f"{split}_loss"].append(float(F.cross_entropy(logits.float(), yy)))
-                rec[f"{split}_acc"].append(float((logits.argmax(1) == yy).double().mean()))
         rec["step"].append(step)
-        rec["weight_norm"].append([float(m.weight.detach().double().norm()) for _, m in wl])
+        for pre, net, folded in nets:
+            net.eval()
+            with torch.no_grad():
+                for split, (xx, yy) in (("train", (ex, ey)), ("val", (vx, vy))):
+                    logits = torch.cat([net(xx[i]) for i in iterate_minibatches(len(yy), 1000)])
+                    rec[f"{pre}{split}_loss"].append(float(F.cross_entropy(logits.float(), yy)))
+                    rec[f"{pre}{split}_acc"].append(
+                        float((logits.argmax(1) == yy).double().mean()))
+                rec[f"{pre}weight_norm"].append(
+                    [float(m.weight.detach().double().norm())
+                     for _, m in _weight_layers(folded())])
 
     g = torch.Generator().manual_seed(derive_seed(seed, 5))
     step, batches = 0, iter(())
@@ -1347,17 +1369,19 @@ def finetune_probe(model: nn.Module, data, *, lr: float = 1e-3, steps: int = 100
                 batches = iterate_minibatches(len(yt), bs, generator=g, drop_last=True)
                 continue
             idx = idx.to(device)
-            plain_net.train()
-            loss = F.cross_entropy(plain_net(xt.index_select(0, idx)), yt.index_select(0, idx))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            xb, yb = xt.index_select(0, idx), yt.index_select(0, idx)
+            for (_, net, _), opt in zip(nets, opts, strict=True):
+                net.train()
+                loss = F.cross_entropy(net(xb), yb)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
             step += 1
             if step % every == 0 or step == steps:
                 record(step)
     return _plain({"fold_max_abs_err": err, "fold_max_rel_err": rel,
-                   "weight_layers": [nm for nm, _ in wl], "bn_weight_norm": bn_norms,
-                   "lr": lr, "batch_size": batch_size, **rec})
+                   "weight_layers": [nm for nm, _ in _weight_layers(plain_net)],
+                   "bn_weight_norm": bn_norms, "lr": lr, "batch_size": batch_size, **rec})
 
 
 # ================================================================= 6. batch-size studies
