@@ -39,7 +39,7 @@ from validation import l_f4
 # ----------------------------------------------------------------------------- constants
 SEED = 0  # first seed, as the check's default
 SIZES = CHECK_SIZES  # figure size -> size of the validation check
-ARMS = (("", "folded, plain SGD"), ("control_", "BN continued (effective norm)"))
+ARMS = (("", "folded, plain SGD"), ("control_", "BN continued"))
 
 
 # ------------------------------------------------------------------------------ compute

@@ -281,21 +281,56 @@ def _cmd_probe(a) -> int:
 
 
 def _probe_plot(probe: str, result: dict, path) -> None:
-    """A picture for the probes that have a natural one; others get their scalars as bars."""
+    """A picture of a probe's output.
+
+    Lists of numbers become curves, against ``step`` when the probe records one (a
+    ``control_<key>`` series joins ``<key>``'s panel); a list of per-layer lists (e.g.
+    ``weight_norm``) becomes one curve per layer, relative to its first value, labelled
+    from ``weight_layers``; an SLQ density is drawn on its grid; a probe with none of
+    these gets its scalars as points.
+    """
     from perceptron_theory.plotting import Plot, save, series
 
+    def numbers(val):
+        return isinstance(val, list) and val and all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in val)
+
+    steps = result.get("step") if numbers(result.get("step")) else None
     plots = []
     for key, val in result.items():
-        if isinstance(val, list) and val and all(isinstance(v, (int, float)) for v in val):
-            plots.append(Plot(f"{probe}: {key}", "index", key,
-                              (series(key, np.arange(len(val)), np.asarray(val, float)),)))
+        if key == "step" or key.startswith("control_"):
+            continue
+        ctrl = result.get(f"control_{key}")
+        x_of = (lambda v: np.asarray(steps, float)) if steps is not None else (
+            lambda v: np.arange(len(v)))
+        xlabel = "step" if steps is not None else "index"
+        if numbers(val):
+            ser = [series(key, x_of(val), np.asarray(val, float))]
+            if numbers(ctrl):
+                ser.append(series(f"control_{key}", x_of(ctrl), np.asarray(ctrl, float)))
+            if steps is None or len(val) == len(steps):
+                plots.append(Plot(f"{probe}: {key}", xlabel, key, tuple(ser)))
+        elif (steps is not None and isinstance(val, list) and len(val) == len(steps)
+              and all(numbers(row) for row in val)):
+            names = result.get("weight_layers") or []
+            ser = []
+            for pre, rows in (("", val), ("control ", ctrl)):
+                if not (isinstance(rows, list) and len(rows) == len(steps)):
+                    continue
+                arr = np.asarray(rows, float)
+                for j in range(arr.shape[1]):
+                    nm = names[j] if j < len(names) else str(j)
+                    ser.append(series(f"{pre}{nm}", steps, arr[:, j] / arr[0, j]))
+            plots.append(Plot(f"{probe}: {key} / its first value", "step", "relative",
+                              tuple(ser)))
         elif isinstance(val, dict) and {"grid", "density"} <= set(val):
             plots.append(Plot(f"{probe}: eigenvalue density", "eigenvalue", "density",
                               (series("SLQ", val["grid"], val["density"]),)))
     if not plots:
         nums = [(k, v) for k, v in result.items() if isinstance(v, (int, float))]
         plots.append(Plot(f"{probe}", "quantity", "value",
-                          (series("value", np.arange(len(nums)), [v for _, v in nums]),)))
+                          (series("value", np.arange(len(nums)), [v for _, v in nums],
+                                  style="points"),)))
     save(plots, path)
 
 
@@ -509,7 +544,7 @@ def main(argv=None) -> int:
                         format="%(levelname)s %(name)s: %(message)s")
     try:
         return args.func(args)
-    except ValueError as exc:
+    except (ValueError, FileNotFoundError) as exc:  # bad input, a missing input file
         print(f"perceptron-theory: error: {exc}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # e.g. piped into `head`

@@ -216,3 +216,16 @@ def test_probe_on_a_trained_run(capsys, tmp_path):
     rc, out, _ = run(capsys, "probe", "--checkpoint", str(run_dir), "--probe", "dropout",
                      "--option", "p=0.5")
     assert rc == 0 and "drop" in out
+    rc, out, _ = run(capsys, "probe", "--checkpoint", str(run_dir), "--probe", "bn-finetune",
+                     "--option", "steps=4", "--option", "every=2", "--option", "control=true",
+                     "--json", "--plot", str(tmp_path / "ft.png"))
+    d = json.loads(out)["result"]
+    assert rc == 0 and d["step"] == [0, 2, 4] and len(d["control_weight_norm"]) == 3
+    assert (tmp_path / "ft.png").stat().st_size > 1000
+
+
+def test_probe_on_a_missing_run_is_one_line_exit_2(capsys, tmp_path):
+    pytest.importorskip("torch")
+    rc, _, err = run(capsys, "probe", "--checkpoint", str(tmp_path / "nowhere"), "--probe",
+                     "norms")
+    assert rc == 2 and len(err.strip().splitlines()) == 1 and "config.json" in err
