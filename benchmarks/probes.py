@@ -2,7 +2,7 @@ r"""Benchmark the Hessian probes of :mod:`perceptron_theory.deep.probes` on the 
 
 Usage::
 
-    PYTHONPATH=. python benchmarks/probes.py             # n = 512 (~30 min on 2 loaded cores)
+    PYTHONPATH=. python benchmarks/probes.py             # n = 512 (13 min on 2 quiet cores)
     PYTHONPATH=. python benchmarks/probes.py --quick     # n = 64, fewer rounds (~1 min)
     PYTHONPATH=. python benchmarks/probes.py --device cuda
 
