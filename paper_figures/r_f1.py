@@ -65,7 +65,7 @@ def records(check_size: str, norms=NORMS, seed: int = SEED) -> dict:
     """Propagation records at initialization, ``{norm: [probe dict per seed]}``.
 
     Each is the step-0 record of :func:`propagation_over_training` on
-    :func:`validation.r_f1f3._config` (zero SGD steps), with the check's noise and
+    :func:`validation.r_f1f3.config` (zero SGD steps), with the check's noise and
     minibatch size and ``mode="train"``.
     """
     from perceptron_theory.deep.probes import propagation_over_training
@@ -73,10 +73,10 @@ def records(check_size: str, norms=NORMS, seed: int = SEED) -> dict:
     s, scale = r_f1f3.SETTINGS[check_size], _deep.SCALES[check_size]
     out = {}
     device = _deep.torch_device(scale)
-    with _deep._torch_threads(1 if device == "cpu" else None):
+    with _deep.torch_threads(1 if device == "cpu" else None):
         for norm in norms:
             out[norm] = [propagation_over_training(
-                r_f1f3._config(check_size, norm, sd), 0, 1, noise=r_f1f3.NOISE, n=s["n"],
+                r_f1f3.config(check_size, norm, sd), 0, 1, noise=r_f1f3.NOISE, n=s["n"],
                 seed=sd, mode="train", device=device)["propagation"][0]
                 for sd in scale.seeds(seed)]
     return out

@@ -14,7 +14,7 @@ gradients"), ``grad_ratio`` :math:`= \lVert\nabla_{\theta_1}L\rVert /
 Setup: the runs of :mod:`validation.r_f1f3` (``deep-fc``, He init, depth / width /
 steps / batch of its ``SETTINGS``; SGD lr 0.1 at batch 128, momentum 0.9, constant
 schedule; Fashion-MNIST subset of :mod:`validation._deep`). BN and LN are
-:func:`validation.r_f1f3._data` itself (cached per process: the figure and the R-F3
+:func:`validation.r_f1f3.data` itself (cached per process: the figure and the R-F3
 check share the runs); :data:`EXTRA_NORMS` are trained here with the same settings.
 The paper trains a 26-layer WRN without skips on CIFAR-10 for 2000 steps with tuned
 learning rates; here every normalizer uses the check's single learning rate.
@@ -59,9 +59,9 @@ def extra_runs(check_size: str, norms=EXTRA_NORMS, seed: int = SEED) -> dict:
 
     s, scale = r_f1f3.SETTINGS[check_size], _deep.SCALES[check_size]
     device = _deep.torch_device(scale)
-    with _deep._torch_threads(1 if device == "cpu" else None):
+    with _deep.torch_threads(1 if device == "cpu" else None):
         return {norm: [propagation_over_training(
-            r_f1f3._config(check_size, norm, sd), s["steps"], s["every"], noise=r_f1f3.NOISE,
+            r_f1f3.config(check_size, norm, sd), s["steps"], s["every"], noise=r_f1f3.NOISE,
             n=s["n"], seed=sd, mode="train", device=device) for sd in scale.seeds(seed)]
             for norm in norms}
 
@@ -76,7 +76,7 @@ def _per_seed(rec: dict) -> dict:
 
 
 def figure_data(check_size: str) -> dict:
-    runs = {**r_f1f3._data(check_size, SEED), **extra_runs(check_size)}
+    runs = {**r_f1f3.data(check_size, SEED), **extra_runs(check_size)}
     first = runs[NORMS[0]][0]
     s = r_f1f3.SETTINGS[check_size]
     return {

@@ -175,7 +175,7 @@ def test_r_f1_layers_and_correlations(outputs):
         for key in ("rep_corr", "rep_pearson", "grad_corr"):
             assert _in_unit_interval(rec[key]), (nm, key)
         assert np.all(np.array(rec["grad_norm"]) > 0), nm
-    check = r_f1f3._data("tiny", 0)
+    check = r_f1f3.data("tiny", 0)
     for nm in r_f1f3.NORMS:
         want = [r["propagation"][0]["rep_corr"] for r in check[nm]]
         np.testing.assert_allclose(d["norms"][nm]["rep_corr"], want, rtol=0, atol=0)

@@ -51,9 +51,9 @@ from perceptron_theory.plotting import Plot, series
 from validation._core import Comparison, expect
 
 __all__ = ["SIZES", "SCALES", "CNN_OPTIONS", "Scale", "N_SIGMA", "RESOLVED_T", "resolve_size",
-           "get_scale", "torch_device", "dataset_args", "trained", "plateau_note", "PLATEAU",
-           "Runs", "run_grid", "paired", "sign_record", "ordering", "bound_check",
-           "curve_plot", "training_plots", "fmt_pm"]
+           "get_scale", "torch_device", "torch_threads", "dataset_args", "trained",
+           "plateau_note", "PLATEAU", "Runs", "run_grid", "paired", "sign_record", "ordering",
+           "bound_check", "curve_plot", "training_plots", "fmt_pm"]
 
 SIZES = ("tiny", "quick", "full")
 #: ordering records pass when the mean oriented difference is >= -N_SIGMA * stderr
@@ -226,7 +226,7 @@ class Runs:
 
 
 @contextlib.contextmanager
-def _torch_threads(n: int | None):
+def torch_threads(n: int | None):
     import torch
 
     prev = torch.get_num_threads()
@@ -259,7 +259,7 @@ def _train_one(config_dict: dict, callback_factory: str | None, threads: int | N
     factory = _resolve(callback_factory)
     callbacks = tuple(factory(config_dict)) if factory else ()
     t0 = time.perf_counter()
-    with _torch_threads(threads), tempfile.TemporaryDirectory(prefix="pt-deep-") as d:
+    with torch_threads(threads), tempfile.TemporaryDirectory(prefix="pt-deep-") as d:
         res = train(config, d, progress=False, callbacks=callbacks)
     return tuple(res.history), bool(res.diverged), time.perf_counter() - t0
 

@@ -38,7 +38,8 @@ SETTINGS = {
 }
 
 
-def _config(size: str, norm: str, seed: int):
+def config(size: str, norm: str, seed: int):
+    """The TrainConfig of one run of ``size`` (deep-fc, He init, ``norm``, ``seed``)."""
     from perceptron_theory.deep.train import TrainConfig
 
     s, scale = SETTINGS[size], _deep.SCALES[size]
@@ -56,10 +57,10 @@ def _over_training(size: str, seed: int) -> dict:
     s, scale = SETTINGS[size], _deep.SCALES[size]
     device = _deep.torch_device(scale)
     out = {}
-    with _deep._torch_threads(1 if device == "cpu" else None):
+    with _deep.torch_threads(1 if device == "cpu" else None):
         for norm in NORMS:
             out[norm] = [propagation_over_training(
-                _config(size, norm, sd), s["steps"], s["every"], noise=NOISE, n=s["n"],
+                config(size, norm, sd), s["steps"], s["every"], noise=NOISE, n=s["n"],
                 seed=sd, device=device) for sd in scale.seeds(seed)]
     return out
 
@@ -67,7 +68,9 @@ def _over_training(size: str, seed: int) -> dict:
 _CACHE: dict = {}
 
 
-def _data(size: str, seed: int) -> dict:
+def data(size: str, seed: int) -> dict:
+    """``{norm: [propagation_over_training record per seed]}`` of ``size``, cached in the
+    process (shared by R-F1, R-F3 and their figures)."""
     key = (size, seed)
     if key not in _CACHE:
         _CACHE[key] = _over_training(size, seed)
@@ -78,7 +81,7 @@ def _data(size: str, seed: int) -> dict:
           paper="Rao & Sohl-Dickstein 2020, Sec. 4 and Fig. 1")
 def check_f1(quick: bool = True, seed: int = 0, size: str | None = None) -> CheckResult:
     size = _deep.resolve_size(quick, size)
-    d = _data(size, seed)
+    d = data(size, seed)
     init = {nm: [r["propagation"][0] for r in d[nm]] for nm in NORMS}
     emb = {nm: np.array([p["rep_corr"][-2] for p in init[nm]]) for nm in NORMS}
     first = np.array([p["rep_corr"][0] for p in init["bn"]])
@@ -108,7 +111,7 @@ def check_f1(quick: bool = True, seed: int = 0, size: str | None = None) -> Chec
           paper="Rao & Sohl-Dickstein 2020, Sec. 4 and Fig. 3")
 def check_f3(quick: bool = True, seed: int = 0, size: str | None = None) -> CheckResult:
     size = _deep.resolve_size(quick, size)
-    d = _data(size, seed)
+    d = data(size, seed)
     ratio = {nm: np.array([[p["grad_ratio"] for p in r["propagation"]] for r in d[nm]])
              for nm in NORMS}
     steps = np.array(d["bn"][0]["step"])

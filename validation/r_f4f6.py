@@ -77,7 +77,7 @@ def spectra(size: str, seed: int) -> dict:
             "slq_steps": s["slq_steps"], "seed": 0}
     device = _deep.torch_device(scale)
     out = {}
-    with _deep._torch_threads(1 if device == "cpu" else None):
+    with _deep.torch_threads(1 if device == "cpu" else None):
         for norm in NORMS:
             out[norm] = [probe_over_training(_config(size, norm, sd), s["steps"], s["every"],
                                              {"hessian": opts}, device=device)
