@@ -53,7 +53,8 @@ from validation._core import Comparison, expect
 __all__ = ["SIZES", "SCALES", "CNN_OPTIONS", "Scale", "N_SIGMA", "RESOLVED_T", "resolve_size",
            "get_scale", "torch_device", "torch_threads", "dataset_args", "trained",
            "plateau_note", "PLATEAU", "Runs", "run_grid", "paired", "sign_record", "ordering",
-           "bound_check", "curve_plot", "training_plots", "fmt_pm"]
+           "bound_check", "curve_plot", "training_plots", "fmt_pm", "summary_tail",
+           "final_table"]
 
 SIZES = ("tiny", "quick", "full")
 #: ordering records pass when the mean oriented difference is >= -N_SIGMA * stderr
@@ -483,6 +484,22 @@ def plateau_note(runs: Runs) -> str:
     return (f" Did not leave the chance plateau (final train loss >= {PLATEAU:.2f}): "
             f"{', '.join(stuck)} -- orderings involving them measure trainability.")
 
+
+def summary_tail(runs: Runs) -> str:
+    """The closing sentences of a grid check's summary: diverged runs (if any), variants
+    left on the chance plateau (:func:`plateau_note`) and the ordering rule."""
+    div = [k for k, v in runs.diverged.items() if v]
+    return ((f" Diverged runs: {div}." if div else "") + plateau_note(runs)
+            + " Orderings pass on the sign of the seed-paired mean difference; notes say "
+            "which are resolved (t >= 2).")
+
+
+def final_table(runs: Runs, fields: Sequence[tuple[str, str]] = (
+        ("train", "train_loss"), ("val", "val_loss"), ("acc", "val_acc"))) -> str:
+    """``"label: name mean +- se, ..."`` of the final epoch, one entry per variant."""
+    return "; ".join(f"{lab}: " + ", ".join(f"{name} {fmt_pm(runs.final(lab, key))}"
+                                              for name, key in fields)
+                     for lab in runs.labels)
 
 def fmt_pm(values) -> str:
     """``mean +- stderr (n)`` of an array over seeds."""

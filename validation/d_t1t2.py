@@ -55,11 +55,9 @@ def embedding_probe(config: dict) -> list:
     """Callback: after the last epoch, E||Emb(x)||^2 / H on the validation split (eval mode)."""
     import torch
 
-    from perceptron_theory.deep.data import make_dataset
+    from perceptron_theory.deep.probes import run_dataset
 
-    bundle = make_dataset(config["dataset"], data_dir=config["data_dir"],
-                          subset=config["subset"], test_subset=config["test_subset"],
-                          val_fraction=config["val_fraction"], seed=config["seed"])
+    bundle = run_dataset(config)
 
     def probe(model, epoch, metrics):
         if epoch != config["epochs"]:
@@ -128,14 +126,11 @@ def check(quick: bool = True, seed: int = 0, size: str | None = None) -> CheckRe
         f"{lab}: acc {_deep.fmt_pm(acc[lab])}, val loss "
         f"{_deep.fmt_pm(runs.final(lab, 'val_loss'))}, E|Emb|^2/H "
         f"{_deep.fmt_pm(runs.final(lab, 'embedding_sq_norm'))}" for lab in runs.labels)
-    div = [k for k, v in runs.diverged.items() if v]
     summary = (
         "Prediction (Dauphin & Cubuk Tables 1-2): without BN but with Fixup, the final-layer "
         "penalties (embedding L2, functional L2) recover much of BN's accuracy gain, the "
         "standardization loss does not, and EL2 works by keeping the embedding norm small. "
         f"WRN {s['model_options']}, batch {s['batch_size']}, lr {s['lr']:g} (at 128) cosine, "
         f"{s['epochs']} epochs, coefficients {COEF}. {runs.describe()}. Final epoch (mean +- "
-        f"stderr): {table}." + (f" Diverged runs: {div}." if div else "") + _deep.plateau_note(runs)
-        + " Orderings pass on the sign of the seed-paired mean difference; notes say which "
-        "are resolved (t >= 2).")
+        f"stderr): {table}." + _deep.summary_tail(runs))
     return CheckResult(CLAIM, TITLE, tuple(comps), plots, summary)

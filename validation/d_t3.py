@@ -52,12 +52,9 @@ def probes_callback(config: dict) -> list:
     """Callback factory: the ``norms`` probe after every epoch (keys ``embedding_sq``,
     ``output_sq``, ``gamma_sq_mean``) and the ``dropout`` probe after the last one
     (``dropout_drop``, ``dropout_acc``), both on the validation split."""
-    from perceptron_theory.deep.data import make_dataset
-    from perceptron_theory.deep.probes import dropout_probe, norms_probe
+    from perceptron_theory.deep.probes import dropout_probe, norms_probe, run_dataset
 
-    bundle = make_dataset(config["dataset"], data_dir=config["data_dir"],
-                          subset=config["subset"], test_subset=config["test_subset"],
-                          val_fraction=config["val_fraction"], seed=config["seed"])
+    bundle = run_dataset(config)
 
     def cb(model, epoch, metrics):
         nb = norms_probe(model, bundle, split="val", n=N_PROBE)
@@ -117,7 +114,5 @@ def check(quick: bool = True, seed: int = 0, size: str | None = None) -> CheckRe
         f"(22.8 / 11.0 / 18.5 points). MLP {s['model_options']}, batch {s['batch_size']}, "
         f"{s['epochs']} epochs, EL2 coefficient {EL2_COEF}; dropout p = {P_DROP}, {MASKS} "
         f"masks on the validation split. {runs.describe()}. Final (mean +- stderr): {table}."
-        + _deep.plateau_note(runs)
-        + " Orderings pass on the sign of the seed-paired mean difference; notes say which "
-        "are resolved (t >= 2).")
+        + _deep.summary_tail(runs))
     return CheckResult(CLAIM, TITLE, tuple(comps), plots, summary)

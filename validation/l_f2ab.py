@@ -75,13 +75,11 @@ def exact_pn_refresh(config: dict) -> list:
         return []
     import torch
 
-    from perceptron_theory.deep.data import derive_seed, make_dataset
+    from perceptron_theory.deep.data import derive_seed
     from perceptron_theory.deep.norms import refresh_population_stats
+    from perceptron_theory.deep.probes import run_dataset
 
-    bundle = make_dataset(config["dataset"], data_dir=config["data_dir"],
-                          subset=config["subset"], test_subset=config["test_subset"],
-                          val_fraction=config["val_fraction"], seed=config["seed"],
-                          amplitude=config["amplitude"], snr=config["snr"])
+    bundle = run_dataset(config)
     n = len(bundle.train_y)
 
     def refresh(model, epoch, metrics):
@@ -151,7 +149,6 @@ def check(quick: bool = True, seed: int = 0, size: str | None = None) -> CheckRe
     fin = {lab: (runs.final(lab, "val_loss"), runs.final(lab, "val_acc")) for lab in runs.labels}
     table = "; ".join(f"{lab}: val loss {_deep.fmt_pm(v[0])}, val acc {_deep.fmt_pm(v[1])}"
                       for lab, v in fin.items())
-    div = [k for k, v in runs.diverged.items() if v]
     summary = (
         f"Prediction (Luo et al. Fig. 2a,b): BN's batch noise regularizes, so BN over a small "
         f"batch generalizes better than over a large one, and PN + adaptive gamma decay "
@@ -159,8 +156,6 @@ def check(quick: bool = True, seed: int = 0, size: str | None = None) -> CheckRe
         f"(batch {base['batch_size']}, lr {LR:g} at 128, momentum 0.9, {base['epochs']} epochs); "
         f"only the normalization differs ({small} = ghost BN over chunks of the small M). "
         f"{desc}. Final epoch (mean +- stderr over seeds): {table}."
-        + (f" Diverged runs: {div}." if div else "") + _deep.plateau_note(runs)
-        + " Orderings pass on the sign of the seed-paired mean difference; the notes say "
-        "which are resolved (t >= 2).")
+        + _deep.summary_tail(runs))
     return CheckResult(CLAIM, TITLE, tuple(comps), plots, summary)
 

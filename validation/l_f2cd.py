@@ -59,17 +59,11 @@ def check(quick: bool = True, seed: int = 0, size: str | None = None) -> CheckRe
         comps.append(_deep.ordering(CLAIM, f"val loss: {b} < {w}", runs, b, w, "val_loss",
                                     higher_is_better=False))
     plots = _deep.training_plots(CLAIM, runs)
-    table = "; ".join(
-        f"{lab}: train {_deep.fmt_pm(runs.final(lab, 'train_loss'))}, val "
-        f"{_deep.fmt_pm(runs.final(lab, 'val_loss'))}, acc "
-        f"{_deep.fmt_pm(runs.final(lab, 'val_acc'))}" for lab in runs.labels)
-    div = [k for k, v in runs.diverged.items() if v]
+    table = _deep.final_table(runs)
     summary = (
         "Prediction (Luo et al. Fig. 2c,d): validation loss BN < WN + mean-only BN, WN + "
         "variance-only BN < WN, and BN < plain SGD -- the batch mean and the batch variance "
         f"each regularize, and both are needed. Same SGD for all (batch {s['batch_size']}, lr "
         f"0.1, {s['epochs']} epochs). {runs.describe()}. Final epoch (mean +- stderr): "
-        f"{table}." + (f" Diverged runs: {div}." if div else "") + _deep.plateau_note(runs)
-        + " Orderings pass on the sign of the seed-paired mean difference; notes say which "
-        "are resolved (t >= 2).")
+        f"{table}." + _deep.summary_tail(runs))
     return CheckResult(CLAIM, TITLE, tuple(comps), plots, summary)

@@ -92,7 +92,5 @@ def check(quick: bool = True, seed: int = 0, size: str | None = None) -> CheckRe
         "means; a plateau or still rising): "
         + "; ".join(f"{lab}: {np.round(runs.curve(lab, 'gamma_sq_mean')[1][-3:], 4).tolist()}"
                     for lab in runs.labels) + "."
-        + _deep.plateau_note(runs)
-        + " Orderings pass on the sign of the seed-paired mean difference; notes say which "
-        "are resolved (t >= 2).")
+        + _deep.summary_tail(runs))
     return CheckResult(CLAIM, TITLE, tuple(comps), plots, summary)

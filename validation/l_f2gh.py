@@ -72,17 +72,11 @@ def check(quick: bool = True, seed: int = 0, size: str | None = None) -> CheckRe
                "its dropout at the same batch)"),
     ]
     plots = _deep.training_plots(CLAIM, runs)
-    table = "; ".join(
-        f"{lab}: train {_deep.fmt_pm(runs.final(lab, 'train_loss'))}, val "
-        f"{_deep.fmt_pm(runs.final(lab, 'val_loss'))}, acc "
-        f"{_deep.fmt_pm(runs.final(lab, 'val_acc'))}" for lab in runs.labels)
-    div = [k for k, v in runs.diverged.items() if v]
+    table = _deep.final_table(runs)
     summary = (
         f"Prediction (Luo et al. Fig. 2g,h): at a large batch, dropout after every norm slot "
         f"(p = {P_BN:g} for BN, {P_WN:g} for WN) lowers the validation loss and raises the "
         f"accuracy, and WN + dropout stays below BN. {s['model']} at batch {M} (lr {LR:g} x "
         f"{M}/128), {s['epochs']} epochs. {runs.describe()}. Final epoch (mean +- stderr): "
-        f"{table}." + (f" Diverged runs: {div}." if div else "") + _deep.plateau_note(runs)
-        + " Orderings pass on the sign of the seed-paired mean difference; notes say which "
-        "are resolved (t >= 2).")
+        f"{table}." + _deep.summary_tail(runs))
     return CheckResult(CLAIM, TITLE, tuple(comps), plots, summary)

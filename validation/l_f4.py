@@ -63,13 +63,10 @@ def _size_of(config: dict) -> str:
 def finetune_callback(config: dict) -> list:
     """Callback factory: :func:`finetune_probe` (with the BN control) after the last epoch,
     on the run's own data (log key ``finetune``)."""
-    from perceptron_theory.deep.data import make_dataset
-    from perceptron_theory.deep.probes import finetune_probe
+    from perceptron_theory.deep.probes import finetune_probe, run_dataset
 
     s = SETTINGS[_size_of(config)]
-    bundle = make_dataset(config["dataset"], data_dir=config["data_dir"],
-                          subset=config["subset"], test_subset=config["test_subset"],
-                          val_fraction=config["val_fraction"], seed=config["seed"])
+    bundle = run_dataset(config)
 
     def cb(model, epoch, metrics):
         if epoch != config["epochs"]:

@@ -93,7 +93,6 @@ def check(quick: bool = True, seed: int = 0, size: str | None = None) -> CheckRe
     ranking = sorted(NORMS, key=lambda n: -float(acc[n].mean()))
     plots = _deep.training_plots(CLAIM, runs)
     table = "; ".join(f"{n} {_deep.fmt_pm(acc[n])}" for n in ranking)
-    div = [k for k, v in runs.diverged.items() if v]
     close = [n for n in NORMS[1:]
              if float((bn_acc - acc[n]).mean()) <= CLOSE and n not in ("bn-train", "bmlv",
                                                                        "lmbv")]
@@ -105,8 +104,5 @@ def check(quick: bool = True, seed: int = 0, size: str | None = None) -> CheckRe
         f"{s['epochs']} epochs; RegNorm coefficient {s['regnorm_coef']:g}, GN groups "
         f"{s['groups']}. {runs.describe()}. Val accuracy, best first (mean +- stderr): "
         f"{table}. Batch-independent normalizers within {CLOSE:g} of BN here: "
-        f"{', '.join(close) or 'none'}." + (f" Diverged runs: {div}." if div else "")
-        + _deep.plateau_note(runs)
-        + " Orderings pass on the sign of the seed-paired mean difference; notes say which "
-        "are resolved (t >= 2).")
+        f"{', '.join(close) or 'none'}." + _deep.summary_tail(runs))
     return CheckResult(CLAIM, TITLE, tuple(comps), plots, summary)

@@ -338,6 +338,17 @@ class _BasicBlock(nn.Module):
         return torch.relu(self.branch(x) + self.shortcut(x))
 
 
+def _finish_residual(net: Net, plan: _Plan, blocks: list, num_classes: int,
+                     fixup: bool) -> None:
+    """Initialize a residual net (:func:`_init_residual`), let the norm plan prepare the
+    stem and every block conv (e.g. weight norm), then add the head (:func:`_finish`)."""
+    _init_residual(net, blocks, fixup)
+    for m in [net.stem, *(c for b in blocks for c in (b.conv1, b.conv2, b.shortcut_conv)
+                          if c is not None)]:
+        plan.prepare(m)
+    _finish(net, plan, num_classes, fixup)
+
+
 def _init_residual(net: nn.Module, blocks: list, fixup: bool) -> None:
     """He-normal convs; with Fixup, scale first convs by L^{-1/2}, zero the last convs."""
     for m in net.modules():
@@ -391,11 +402,7 @@ class ResNet18(Net):
         self.embedding_slot = plan.slot(cin, embedding=True) if plan.single else None
         self.fixup_bias = _scalar(0) if fixup else None
         self.embedding_dim = cin
-        _init_residual(self, blocks, fixup)
-        for m in [self.stem, *(c for b in blocks for c in (b.conv1, b.conv2, b.shortcut_conv)
-                               if c is not None)]:
-            plan.prepare(m)
-        _finish(self, plan, num_classes, fixup)
+        _finish_residual(self, plan, blocks, num_classes, fixup)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         out = torch.relu(_add(self.stem_slot(self.stem(x)), self.stem_bias))
@@ -518,11 +525,7 @@ class WideResNet(Net):
         self.final_bias = _scalar(0) if fixup else None
         self.fixup_bias = _scalar(0) if fixup else None
         self.embedding_dim = cin
-        _init_residual(self, blocks, fixup)
-        for m in [self.stem, *(c for b in blocks for c in (b.conv1, b.conv2, b.shortcut_conv)
-                               if c is not None)]:
-            plan.prepare(m)
-        _finish(self, plan, num_classes, fixup)
+        _finish_residual(self, plan, blocks, num_classes, fixup)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         out = self.blocks(self.stem(x))

@@ -461,6 +461,12 @@ def gamma_decay(model: nn.Module, record: Record, *, adaptive: bool = False,
     return total
 
 
+def _mean_square(t: torch.Tensor, reduction: str) -> torch.Tensor:
+    """Batch mean of the per-sample sum (``"sum"``) or mean (``"mean"``) of ``t**2`` over
+    dimension 1, computed in float32 (as the penalties always were)."""
+    sq = t.float().square()
+    return (sq.sum(1) if reduction == "sum" else sq.mean(1)).mean()
+
 def embedding_l2(model: nn.Module, record: Record, *, reduction: str = "mean") -> torch.Tensor:
     r"""Embedding L2, Dauphin & Cubuk's :math:`R_{EL2}` (eq. 2).
 
@@ -488,9 +494,7 @@ def embedding_l2(model: nn.Module, record: Record, *, reduction: str = "mean") -
     torch.Tensor
         Scalar.
     """
-    e = record.embedding.float()
-    per_sample = e.square().sum(1) if reduction == "sum" else e.square().mean(1)
-    return per_sample.mean()
+    return _mean_square(record.embedding, reduction)
 
 
 def functional_l2(model: nn.Module, record: Record, *, reduction: str = "mean") -> torch.Tensor:
@@ -517,9 +521,7 @@ def functional_l2(model: nn.Module, record: Record, *, reduction: str = "mean") 
     torch.Tensor
         Scalar.
     """
-    z = record.logits.float()
-    per_sample = z.square().sum(1) if reduction == "sum" else z.square().mean(1)
-    return per_sample.mean()
+    return _mean_square(record.logits, reduction)
 
 
 def standardization(model: nn.Module, record: Record, *, eps: float = EPS) -> torch.Tensor:

@@ -122,6 +122,7 @@ __all__ = [
     "propagation_over_training",
     "as_callback",
     "load_run",
+    "run_dataset",
     "run_probe",
 ]
 
@@ -1511,7 +1512,23 @@ def as_callback(probe: str | Callable[..., dict], data, every: int = 1, *,
 
 
 # ==================================================================== run directories
-def _bundle(config: TrainConfig, device):
+def run_dataset(config, device="cpu"):
+    """The data of a training run: ``make_dataset`` with the config's data set, folder,
+    subsets, validation fraction, seed, amplitude and SNR (what ``train.train`` uses).
+
+    Parameters
+    ----------
+    config : TrainConfig or dict
+        The run's config (a dict as ``TrainConfig.to_dict`` writes it is accepted).
+    device : str or torch.device
+        Where the tensors go.
+
+    Returns
+    -------
+    DataBundle
+    """
+    if isinstance(config, Mapping):
+        config = TrainConfig.from_dict(dict(config))
     return make_dataset(config.dataset, data_dir=config.data_dir,
                         val_fraction=config.val_fraction, subset=config.subset,
                         test_subset=config.test_subset, seed=config.seed, device=device,
@@ -1553,7 +1570,7 @@ def load_run(run_dir, device="cpu"):
                                     f"train.train (config.json + checkpoint.pt)")
     config = TrainConfig.from_dict(json.loads(cfg_path.read_text()))
     device = torch.device(device)
-    bundle = _bundle(config, device)
+    bundle = run_dataset(config, device)
     model = _build(config, bundle, device)
     ckpt = load_checkpoint(ckpt_path, map_location=device)
     model.load_state_dict(ckpt["model"])
@@ -1704,7 +1721,7 @@ def probe_over_training(config: TrainConfig, steps: int, every: int,
     for name in probes:
         check_choice("probe", name, PROBES)
     device = torch.device(device)
-    bundle = _bundle(config, device)
+    bundle = run_dataset(config, device)
     n_train = len(bundle.train_y)
     if config.batch_size > n_train:
         raise ValueError(f"batch_size must be <= {n_train} (the training split), got "
