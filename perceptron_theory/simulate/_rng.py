@@ -20,8 +20,8 @@ import math
 import numpy as np
 from numba import njit
 
-__all__ = ["seed_state", "next_u64", "uniform", "normal", "fill_normal", "fill_normal_dot",
-           "ZIGGURAT_TABLES"]
+__all__ = ["seed_state", "next_u64", "bounded", "shuffle", "uniform", "normal", "fill_normal",
+           "fill_normal_dot", "ZIGGURAT_TABLES"]
 
 
 def _ziggurat_tables():
@@ -98,6 +98,34 @@ def next_u64(s):
 def uniform(s):
     """U(0, 1) from the top 53 bits; never exactly 0."""
     return ((next_u64(s) >> np.uint64(11)) + 0.5) * (1.0 / 9007199254740992.0)
+
+
+@njit(cache=True, inline="always")
+def bounded(s, n):
+    """A uniform integer in ``[0, n)`` for ``1 <= n < 2**32``, exactly (Lemire 2019).
+
+    The top 32 bits ``x`` of one draw give ``m = x n < 2**64`` (all in unsigned 64-bit
+    arithmetic); ``m >> 32`` is the result unless the low word falls in the
+    ``2**32 mod n`` values that would bias it, which are redrawn. D. Lemire, "Fast random
+    integer generation in an interval", ACM TOMACS 29 (2019).
+    """
+    nn = np.uint64(n)
+    m = (next_u64(s) >> np.uint64(32)) * nn
+    low = m & np.uint64(0xFFFFFFFF)
+    if low < nn:
+        t = (np.uint64(0x100000000) - nn) % nn
+        while low < t:
+            m = (next_u64(s) >> np.uint64(32)) * nn
+            low = m & np.uint64(0xFFFFFFFF)
+    return np.int64(m >> np.uint64(32))
+
+
+@njit(cache=True)
+def shuffle(s, perm):
+    """Fisher-Yates shuffle of ``perm`` (shape=(P,), P < 2**32) in place, with :func:`bounded`."""
+    for i in range(perm.shape[0] - 1, 0, -1):
+        j = bounded(s, i + 1)
+        perm[i], perm[j] = perm[j], perm[i]
 
 
 @njit(cache=True, inline="always")

@@ -34,7 +34,7 @@ from numba import njit, prange
 
 from perceptron_theory._checks import check_choice, check_int, check_real
 from perceptron_theory.simulate import kernels as K
-from perceptron_theory.simulate._rng import next_u64, seed_state
+from perceptron_theory.simulate._rng import seed_state, shuffle
 from perceptron_theory.simulate.data import fill_training_set, init_weights_vector
 from perceptron_theory.simulate.online import (
     METHODS,
@@ -101,9 +101,7 @@ def _run_one(cfg, prm, N, P, M, rec_epochs, lr_decay, seed, init, out, loss_out)
     epoch = 0
     for r in range(rec_epochs.shape[0]):
         while epoch < rec_epochs[r]:
-            for i in range(P - 1, 0, -1):  # Fisher-Yates with the seed's stream
-                j = np.int64((next_u64(state) >> np.uint64(11)) * (i + 1) >> np.uint64(53))
-                perm[i], perm[j] = perm[j], perm[i]
+            shuffle(state, perm)  # Fisher-Yates with the seed's stream
             for b in range(n_batches):
                 p_run[0] = prm[0] * lr_decay ** step
                 for m in range(M):
