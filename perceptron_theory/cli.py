@@ -334,26 +334,40 @@ def _probe_plot(probe: str, result: dict, path) -> None:
     save(plots, path)
 
 
+def _default_cache_dir() -> str:
+    """The run store's default folder: ``$XDG_CACHE_HOME/perceptron_theory`` (or
+    ``~/.cache/perceptron_theory``)."""
+    import os
+
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "perceptron_theory")
+
+
 def _cmd_reproduce(a) -> int:
     from validation.report import run
 
-    report = run(a.out, quick=not a.full, seed=a.seed, claims=a.claim or None)
-    status = "all ok" if report.ok else f"{report.n_failed} FAILED"
-    summary = {"out": str(report.out_dir), "ok": report.ok, "n_comparisons": report.n_comparisons,
-               "n_failed": report.n_failed, "elapsed_s": round(report.elapsed, 2)}
+    size = a.size or ("full" if a.full else "cpu" if a.cpu else "quick")
+    cache = None if a.no_cache else (a.cache_dir or _default_cache_dir())
+    report = run(a.out, seed=a.seed, claims=a.claim or None, size=size,
+                 allow_synthetic=a.allow_synthetic, cache_dir=cache, rerun=a.rerun)
+    ok = report.strict_ok if a.strict else report.ok
+    counts = ", ".join(f"{v} {k}" for k, v in sorted(report.verdict_counts().items()))
+    summary = {"out": str(report.out_dir), "ok": ok, "size": size,
+               "n_comparisons": report.n_comparisons, "n_failed": report.n_failed,
+               "verdicts": report.verdict_counts(), "elapsed_s": round(report.elapsed, 2)}
     if a.json:
         print(_dump(summary))
     else:
-        print(f"{report.n_comparisons} comparisons in {len(report.results)} checks, {status}, "
-              f"{report.elapsed:.1f} s -> {report.out_dir}/report.md")
+        print(f"{len(report.results)} claims ({counts}), {report.n_comparisons} records, "
+              f"{report.n_failed} exact records failed, {report.elapsed:.1f} s -> "
+              f"{report.out_dir}/report.md")
         for r in report.results:
-            bad = [c for c in r.comparisons if not c.ok]
-            state = "ok" if r.ok else "FAILED"
-            print(f"  {r.claim:10s} {state}  ({len(r.comparisons)} comparisons)")
-            for c in bad:
-                print(f"      FAIL {c.quantity}: predicted {c.predicted:.6g}, measured "
-                      f"{c.measured:.6g}, tolerance {c.tolerance:.3g}  {c.note}")
-    return 0 if report.ok else 1
+            print(f"  {r.claim:10s} {r.verdict:12s} ({len(r.comparisons)} records)")
+            for c in r.comparisons:
+                if not c.ok:
+                    print(f"      FAIL {c.quantity}: predicted {c.predicted:.6g}, measured "
+                          f"{c.measured:.6g}, tolerance {c.tolerance:.3g}  {c.note}")
+    return 0 if ok else 1
 
 
 # --------------------------------------------------------------------------- parser
@@ -487,13 +501,30 @@ def build_parser() -> argparse.ArgumentParser:
     common(s)
     s.set_defaults(func=_cmd_probe)
 
-    s = sub.add_parser("reproduce", help="run every registered check and write the report")
+    s = sub.add_parser("reproduce", help="run every registered check and write the report",
+                       description="Exit status: 1 when an exact check fails or a check "
+                       "raises; deep-network verdicts never change it (--strict: anything "
+                       "but pass/confirmed exits 1).")
     g = s.add_mutually_exclusive_group()
-    g.add_argument("--quick", action="store_true", help="minutes on 2 CPU cores (default)")
-    g.add_argument("--full", action="store_true", help="paper scale")
+    g.add_argument("--quick", action="store_true",
+                   help="<= 10 minutes on 2 CPU cores, a smoke test of the verdicts (default)")
+    g.add_argument("--cpu", action="store_true",
+                   help="the verdict-bearing deep size: ~3 hours on 2 CPU cores, resumable")
+    g.add_argument("--full", action="store_true", help="paper scale (a GPU)")
+    g.add_argument("--size", choices=("tiny", "quick", "cpu", "full"),
+                   help="any size by name (tiny: seconds, structure only)")
     s.add_argument("--out", default="reproduce_out", help="output folder")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--claim", action="append", help="run only this claim id (repeatable)")
+    s.add_argument("--allow-synthetic", action="store_true",
+                   help="train deep checks on the synthetic teacher when Fashion-MNIST is "
+                        "missing (default: report them skipped)")
+    s.add_argument("--strict", action="store_true",
+                   help="exit 1 unless every claim is pass or confirmed")
+    s.add_argument("--cache-dir", help="run store of deep runs (default: the user cache "
+                                       "folder, ~/.cache/perceptron_theory)")
+    s.add_argument("--no-cache", action="store_true", help="do not read or write the store")
+    s.add_argument("--rerun", action="store_true", help="retrain runs held in the store")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=_cmd_reproduce)
     return p

@@ -1,41 +1,61 @@
-"""Shared machinery of the deep-network checks: scales, runs over seeds, paired statistics.
+"""Shared machinery of the deep-network checks: sizes, data, runs over seeds, verdicts.
 
 A deep check trains a few :class:`~perceptron_theory.deep.train.TrainConfig` variants
 (``{label: overrides}``) over the same seeds and compares final metrics *paired by seed*:
 runs with the same seed share the data subset, the validation split and the batch order,
-so the per-seed difference of two variants removes most of the data noise. For an
-ordering claim "A beats B" the record holds the mean over seeds of the oriented paired
-difference ``d_s`` (positive when the claim holds), its standard error
-``std(d_s, ddof=1)/sqrt(n)``, and passes when ``mean(d) >= 0`` (:data:`N_SIGMA` = 0: the
-sign of the mean must agree; fixed before any run was looked at). The note states
-``t = mean/stderr`` and whether the ordering is *resolved* (``t >= 2``) or only not
-contradicted -- at the CPU-quick scale most accuracy orderings are not resolved.
+so the per-seed difference of two variants removes most of the data noise. A claim "A
+beats B" becomes a :func:`~validation._core.finding`: the per-seed oriented differences
+``d_s`` (positive when the claim holds) and a verdict fixed before any run --
+``confirmed`` at paired ``t = mean/stderr >= 2``, ``contradicted`` at ``t <= -2``,
+``unresolved`` in between -- or ``invalid`` when an arm it compares did not train.
+
+Training floors
+---------------
+Every arm of a record must be *trained*: its seed-mean final validation accuracy at or
+above the floor of its data set (:data:`FLOORS`; Fashion-MNIST 0.85, stated before any
+run). An arm under its floor makes its records ``invalid (not trained)``, never a
+verdict. Checks whose claim is about initialization or the first steps of training pass
+``floor=None`` to :func:`run_grid` and say why.
 
 Sizes (:data:`SCALES`)
 ----------------------
 ``tiny``
-    Seconds per check, for the test suite: structure only, outcomes meaningless.
+    Seconds per check, for the test suite: structure only, no floor, outcomes meaningless.
 ``quick``
-    ``perceptron-theory reproduce --quick``: minutes on two CPU cores for all deep
-    checks together. A Fashion-MNIST subset (train + val pool of a few thousand images
-    from the first :data:`CACHE_TRAIN` training images, read from an uncompressed copy
-    that :func:`dataset_args` writes once per process), narrow nets, few epochs, three
-    seeds, runs spread over two worker processes with one torch thread each (intra-op
-    threads collapse on a loaded 2-core machine: 2 threads ran 30x slower than 1 when
-    measured).
+    ``perceptron-theory reproduce --quick`` (<= 10 minutes for everything on two CPU
+    cores): real data, nets trained over their floor, fewer arms and two seeds -- a smoke
+    test of the verdicts, most of which stay ``unresolved`` at this size.
+``cpu``
+    The verdict-bearing size (about three hours for all deep checks on two cores,
+    resumable through the run store): the seeds of each check come from a power
+    calculation (:func:`seeds_for_power`) so that the paper's own effect size would reach
+    ``|t| >= 2``.
 ``full``
-    The papers' scale as far as one GPU allows (``device="auto"``), full training set,
-    five seeds. Not run in CI.
+    The papers' scale as far as one GPU allows (``device="auto"``), all of Fashion-MNIST.
 
-If Fashion-MNIST is missing, every size falls back to the synthetic teacher of
-:func:`perceptron_theory.deep.data.synthetic_teacher` (16 x 16 inputs) and the notes
-say so.
+Data
+----
+Fashion-MNIST (``apt-get install dataset-fashion-mnist``, files in
+:data:`~perceptron_theory.deep.data.FASHION_MNIST_DIR`). Without it a deep check raises
+:class:`DataMissing` and ``reproduce`` reports it *skipped*, with the install command;
+the synthetic teacher is used only with :func:`options` ``allow_synthetic=True``
+(``reproduce --allow-synthetic``), and every record names its data set.
+
+Run store
+---------
+With :func:`options` ``cache_dir`` set, every run of :func:`run_grid` is stored as
+``cache_dir/deep/<key>.json`` (key: SHA-256 of the complete configuration, the callback
+and the package version) as soon as it finishes, written atomically with a checksum; a
+stored run is read back instead of trained, a corrupt or partial entry is retrained.
+An interrupted campaign therefore loses at most the runs in flight.
 """
 
 from __future__ import annotations
 
 import atexit
 import contextlib
+import hashlib
+import json
 import math
 import os
 import shutil
@@ -48,21 +68,46 @@ from pathlib import Path
 import numpy as np
 
 from perceptron_theory.plotting import Plot, series
-from validation._core import Comparison, expect
+from validation._core import T_VERDICT, Comparison, finding
 
-__all__ = ["SIZES", "SCALES", "CNN_OPTIONS", "Scale", "N_SIGMA", "RESOLVED_T", "resolve_size",
-           "get_scale", "torch_device", "torch_threads", "dataset_args", "trained",
-           "plateau_note", "PLATEAU", "Runs", "run_grid", "paired", "sign_record", "ordering",
+__all__ = ["SIZES", "SCALES", "CNN_OPTIONS", "BASE", "base", "FLOORS", "Scale", "DataMissing", "options",
+           "resolve_size", "get_scale", "torch_device", "torch_threads", "dataset_args",
+           "seeds_for_power", "SD_ACC", "SD_LOSS", "Runs", "run_grid", "paired", "sign_record", "ordering",
            "bound_check", "curve_plot", "training_plots", "fmt_pm", "summary_tail",
-           "final_table"]
+           "final_table", "trained"]
 
-SIZES = ("tiny", "quick", "full")
-#: ordering records pass when the mean oriented difference is >= -N_SIGMA * stderr
-N_SIGMA = 0.0
-#: |t| at which an ordering is called resolved in the notes
-RESOLVED_T = 2.0
-#: training / test images kept in the uncompressed Fashion-MNIST copy of tiny and quick
-CACHE_TRAIN, CACHE_TEST = 12_000, 2_000
+SIZES = ("tiny", "quick", "cpu", "full")
+#: validation-accuracy floor of a trained arm, per data set (stated before any run)
+FLOORS = {"fashion-mnist": 0.85, "cifar10": 0.60, "synthetic": 0.30}
+#: training / test images kept in the uncompressed Fashion-MNIST copy (all of it)
+CACHE_TRAIN, CACHE_TEST = 60_000, 10_000
+INSTALL = "apt-get update && apt-get install -y dataset-fashion-mnist"
+
+
+class DataMissing(RuntimeError):
+    """The data set of a deep check is not installed (and synthetic data were not allowed)."""
+
+
+_OPTIONS = {"allow_synthetic": False, "cache_dir": None, "rerun": False}
+
+
+@contextlib.contextmanager
+def options(*, allow_synthetic: bool | None = None, cache_dir=None, rerun: bool | None = None):
+    """Set the deep checks' options for a block: ``allow_synthetic`` (use the synthetic
+    teacher when Fashion-MNIST is missing), ``cache_dir`` (the run store; None: no store)
+    and ``rerun`` (train again and overwrite stored runs)."""
+    prev = dict(_OPTIONS)
+    if allow_synthetic is not None:
+        _OPTIONS["allow_synthetic"] = bool(allow_synthetic)
+    if cache_dir is not None:
+        _OPTIONS["cache_dir"] = str(cache_dir)
+    if rerun is not None:
+        _OPTIONS["rerun"] = bool(rerun)
+    try:
+        yield
+    finally:
+        _OPTIONS.clear()
+        _OPTIONS.update(prev)
 
 
 @dataclass(frozen=True)
@@ -72,7 +117,9 @@ class Scale:
     ``pool`` is the Fashion-MNIST training-pool subset (train + validation; ``None``: all
     60 000), ``val_fraction`` of it is held out for validation; ``test_subset`` test
     images are evaluated (unused by the checks, kept small). ``workers`` > 1 spreads the
-    runs over spawned processes with ``threads`` torch threads each.
+    runs over spawned processes with ``threads`` torch threads each. ``floor``: whether
+    arms are held to :data:`FLOORS` (not at ``tiny``). ``n_seeds`` is the default; a check
+    may set its own from a power calculation.
     """
 
     name: str
@@ -83,15 +130,17 @@ class Scale:
     workers: int
     threads: int | None
     device: str
+    floor: bool = True
 
-    def seeds(self, seed: int) -> tuple[int, ...]:
+    def seeds(self, seed: int, n: int | None = None) -> tuple[int, ...]:
         """The training seeds of a check called with ``seed``: ``seed, seed + 1, ...``."""
-        return tuple(range(seed, seed + self.n_seeds))
+        return tuple(range(seed, seed + (n or self.n_seeds)))
 
 
 SCALES = {
-    "tiny": Scale("tiny", 2, 160, 0.25, 20, workers=1, threads=1, device="cpu"),
-    "quick": Scale("quick", 3, 1200, 1 / 3, 50, workers=2, threads=1, device="cpu"),
+    "tiny": Scale("tiny", 2, 160, 0.25, 20, workers=1, threads=1, device="cpu", floor=False),
+    "quick": Scale("quick", 1, 30_000, 1 / 6, 100, workers=2, threads=1, device="cpu"),
+    "cpu": Scale("cpu", 5, 30_000, 1 / 6, 100, workers=2, threads=1, device="cpu"),
     "full": Scale("full", 5, None, 1 / 12, None, workers=1, threads=None, device="auto"),
 }
 
@@ -100,9 +149,55 @@ SCALES = {
 CNN_OPTIONS = {
     "tiny": {"channels": (2, 2, 4, 4), "hidden": 8, "padding": "valid"},
     "quick": {"channels": (4, 4, 8, 8), "hidden": 32, "padding": "valid"},
+    "cpu": {"channels": (4, 4, 8, 8), "hidden": 32, "padding": "valid"},
     "quick-wide": {"channels": (8, 8, 16, 16), "hidden": 64, "padding": "valid"},
     "full": {},
 }
+
+
+#: The shared CNN run of each size (Luo's 4conv+2fc, narrowed below full; He init so that
+#: norm-free arms train). quick and cpu use the same configuration, so quick's runs (seed
+#: 0) are a subset of cpu's and the run store trains each once. Training length chosen
+#: before any claim was measured, from a floor pilot (1 seed, lr 0.05, 25 000 training
+#: images): after 3 epochs BN-family arms were at 0.856-0.877 but no norm 0.843 and WN
+#: 0.837, so 4 epochs. ~45 s per run on one core.
+BASE = {
+    "tiny": dict(model="cnn", model_options={**CNN_OPTIONS["tiny"], "init": "he"},
+                 batch_size=40, epochs=1, lr=0.05, momentum=0.9, weight_decay=5e-4,
+                 schedule="cosine"),
+    "quick": dict(model="cnn", model_options={**CNN_OPTIONS["quick"], "init": "he"},
+                  batch_size=128, epochs=4, lr=0.05, momentum=0.9, weight_decay=5e-4,
+                  schedule="cosine"),
+    "full": dict(model="cnn", model_options={"init": "he"}, batch_size=128, epochs=40,
+                 lr=0.05, momentum=0.9, weight_decay=5e-4, schedule="cosine"),
+}
+BASE["cpu"] = BASE["quick"]
+
+
+def base(size: str, **overrides) -> dict:
+    """A copy of :data:`BASE` for ``size`` with ``overrides`` applied."""
+    out = {k: (dict(v) if isinstance(v, dict) else v) for k, v in BASE[size].items()}
+    out.update(overrides)
+    return out
+
+
+#: Per-seed spread of a paired difference of final validation accuracy / loss between two
+#: arms, assumed for power calculations before any run: the validation split holds 5000
+#: images, so one accuracy near 0.88 has a binomial error sqrt(0.88 * 0.12 / 5000) = 0.0046
+#: and a difference of two arms about sqrt(2) times that, 0.0065; per-image cross entropy
+#: has a spread of about 0.8 at these accuracies, so a mean loss 0.011 and a difference
+#: 0.016. Seed-to-seed training noise is partly shared by paired runs (same data order).
+SD_ACC, SD_LOSS = 0.0065, 0.016
+
+
+def seeds_for_power(effect: float, sd: float, *, lo: int = 3, hi: int = 10) -> int:
+    """Seeds ``n`` at which a paired effect ``effect`` with per-seed spread ``sd`` has an
+    expected ``t = effect sqrt(n) / sd >= T_VERDICT``: ``ceil((T sd / effect)^2)``, clipped
+    to ``[lo, hi]``. ``effect`` is the paper's (converted to our metric), ``sd`` the spread
+    of paired differences measured on pilot runs that did not look at the direction."""
+    if not (effect > 0 and sd > 0):
+        raise ValueError(f"effect and sd must be > 0, got {effect!r}, {sd!r}")
+    return int(min(hi, max(lo, math.ceil((T_VERDICT * sd / effect) ** 2))))
 
 
 def resolve_size(quick: bool, size: str | None) -> str:
@@ -118,7 +213,6 @@ def get_scale(quick: bool, size: str | None) -> Scale:
     return SCALES[resolve_size(quick, size)]
 
 
-
 def torch_device(scale: Scale) -> str:
     """The torch device name of ``scale`` for code that trains outside ``train.train``:
     ``"cpu"``, or ``"cuda"`` where the scale says ``"auto"`` and a GPU is present."""
@@ -127,6 +221,7 @@ def torch_device(scale: Scale) -> str:
     import torch
 
     return "cuda" if torch.cuda.is_available() else "cpu"
+
 
 # ----------------------------------------------------------------------------- data
 _CACHE: dict[str, str] = {}
@@ -140,11 +235,10 @@ def _write_idx(path: Path, arr: np.ndarray) -> None:
 
 
 def _fashion_cache() -> str | None:
-    """Folder of uncompressed, truncated Fashion-MNIST IDX files; None if it is missing.
+    """Folder of an uncompressed copy of Fashion-MNIST's IDX files; None if it is missing.
 
-    Reading the gzipped 60 000 images costs about a second per run; the copy holds the
-    first :data:`CACHE_TRAIN` training and :data:`CACHE_TEST` test images (Fashion-MNIST's
-    order carries no class structure) and loads in milliseconds.
+    Reading the gzipped 60 000 images costs about a second per run; the uncompressed copy
+    (55 MB, made once per process, removed at exit) loads in milliseconds.
     """
     if "dir" in _CACHE:
         return _CACHE["dir"] or None
@@ -168,18 +262,25 @@ def _fashion_cache() -> str | None:
 
 
 def dataset_args(scale: Scale) -> dict:
-    """TrainConfig data fields of ``scale``: Fashion-MNIST (cached subset) or synthetic."""
+    """TrainConfig data fields of ``scale``: Fashion-MNIST (an uncompressed copy), or the
+    synthetic teacher when it is missing and :func:`options` allows it.
+
+    Raises
+    ------
+    DataMissing
+        Fashion-MNIST is not installed and synthetic data were not allowed.
+    """
     common = dict(val_fraction=scale.val_fraction, test_subset=scale.test_subset)
-    if scale.name == "full":
+    cache = _fashion_cache()
+    if cache is not None:
+        return dict(dataset="fashion-mnist", data_dir=cache, subset=scale.pool, **common)
+    if not _OPTIONS["allow_synthetic"]:
         from perceptron_theory.deep.data import FASHION_MNIST_DIR
 
-        if Path(FASHION_MNIST_DIR).is_dir():
-            return dict(dataset="fashion-mnist", subset=scale.pool, **common)
-        return dict(dataset="synthetic", subset=scale.pool, **common)
-    cache = _fashion_cache()
-    if cache is None:
-        return dict(dataset="synthetic", subset=scale.pool, **common)
-    return dict(dataset="fashion-mnist", data_dir=cache, subset=scale.pool, **common)
+        raise DataMissing(f"data set missing: Fashion-MNIST not found in {FASHION_MNIST_DIR}; "
+                          f"install it with `{INSTALL}` (or pass --allow-synthetic)")
+    pool = scale.pool if scale.pool is None or scale.pool <= 10_000 else 10_000
+    return dict(dataset="synthetic", subset=pool, **common)
 
 
 # ----------------------------------------------------------------------------- runs
@@ -195,6 +296,37 @@ class Runs:
     dataset: str
     elapsed: float
     run_times: dict = field(default_factory=dict)
+    floor: float | None = None
+    floor_reason: str = ""
+    stored: int = 0
+
+    def accuracy(self, label: str) -> float:
+        """Seed-mean final validation accuracy of ``label`` (NaN if a seed is missing)."""
+        v = self.final(label, "val_acc")
+        return float(v.mean()) if np.isfinite(v).all() else math.nan
+
+    def untrained(self, labels: Sequence[str] | None = None) -> list[str]:
+        """Labels among ``labels`` (default all) under the floor (or diverged)."""
+        if self.floor is None:
+            return []
+        return [lab for lab in (labels or self.labels)
+                if not self.accuracy(lab) >= self.floor]
+
+    def invalid_reason(self, labels: Sequence[str] | None = None) -> str:
+        """``"not trained: ..."`` when an arm among ``labels`` is under its floor, else ''."""
+        bad = self.untrained(labels)
+        if not bad:
+            return ""
+        return ("not trained: " + ", ".join(f"{lab} val acc {self.accuracy(lab):.3f}"
+                                            for lab in bad)
+                + f" < floor {self.floor:g}")
+
+    def arm_table(self) -> str:
+        """Each arm's seed-mean final val accuracy beside its floor."""
+        floor = (f"floor {self.floor:g} ({self.dataset})" if self.floor is not None
+                 else f"no floor: {self.floor_reason or 'tiny size'}")
+        arms = ", ".join(f"{lab} {self.accuracy(lab):.3f}" for lab in self.labels)
+        return f"Final val accuracy per arm (seed mean): {arms}; {floor}"
 
     def final(self, label: str, key: str) -> np.ndarray:
         """``key`` of the last epoch of every seed (NaN where missing or diverged)."""
@@ -223,7 +355,8 @@ class Runs:
         return (f"size {self.scale.name}: {self.dataset}, pool {self.scale.pool or 'all'} "
                 f"(val fraction {self.scale.val_fraction:.3g}), seeds {list(self.seeds)}, "
                 f"{len(self.labels)} variants x {len(self.seeds)} seeds in "
-                f"{self.elapsed:.0f} s")
+                f"{self.elapsed:.0f} s" + (f" ({self.stored} runs read from the run store)"
+                                           if self.stored else ""))
 
 
 @contextlib.contextmanager
@@ -324,9 +457,9 @@ class _Workers:
         for e in self.errs:
             e.close()
 
-    def run(self, jobs: list, callback_factory: str | None) -> dict:
-        """Run ``jobs`` [(key, config dict)]; each worker takes the next job when free."""
-        import json
+    def run(self, jobs: list, callback_factory: str | None, on_result=None) -> dict:
+        """Run ``jobs`` [(key, config dict)]; each worker takes the next job when free;
+        ``on_result(key, config, result)`` is called as each run finishes."""
         import queue
         import threading
 
@@ -354,6 +487,8 @@ class _Workers:
                     errors.append(f"run {key} raised:\n{out['error']}")
                     return
                 results[key] = (tuple(out["history"]), out["diverged"], out["seconds"])
+                if on_result is not None:
+                    on_result(key, cfg, results[key])
 
         threads = [threading.Thread(target=serve, args=pe, daemon=True)
                    for pe in zip(self.procs, self.errs, strict=True)]
@@ -387,7 +522,8 @@ def _close_pool() -> None:
 
 
 def run_grid(base: Mapping, variants: Mapping[str, Mapping], scale: Scale, seed: int = 0, *,
-             callback_factory: str | None = None) -> Runs:
+             callback_factory: str | None = None, n_seeds: int | None = None,
+             floor: str | None = "dataset") -> Runs:
     """Train every variant for every seed of ``scale`` and collect the histories.
 
     Parameters
@@ -405,6 +541,12 @@ def run_grid(base: Mapping, variants: Mapping[str, Mapping], scale: Scale, seed:
         ``"module:function"`` naming ``factory(config_dict) -> callbacks`` of
         :func:`~perceptron_theory.deep.train.train` (``cb(model, epoch, metrics) ->
         dict``), called where the run trains (possibly a worker process).
+    n_seeds : int, optional
+        Number of seeds (default ``scale.n_seeds``; a check's power calculation).
+    floor : str or None
+        ``"dataset"``: arms are held to :data:`FLOORS` of the data set (not at tiny);
+        anything else switches the floor off and is the reason the report gives (a claim
+        about initialization or the first steps of training).
 
     Returns
     -------
@@ -413,28 +555,103 @@ def run_grid(base: Mapping, variants: Mapping[str, Mapping], scale: Scale, seed:
     from perceptron_theory.deep.train import TrainConfig
 
     data = dataset_args(scale)
-    seeds = scale.seeds(seed)
+    seeds = scale.seeds(seed, n_seeds)
     jobs = []
     for label, over in variants.items():
         for s in seeds:
             cfg = TrainConfig(**{**data, "device": scale.device, **base, **over, "seed": s})
             jobs.append(((label, s), cfg.to_dict()))
     t0 = time.perf_counter()
-    n = min(scale.workers, len(jobs), os.cpu_count() or 1)
+    results = {}
+    if _OPTIONS["cache_dir"] and not _OPTIONS["rerun"]:
+        for key, cfg in jobs:
+            hit = _store_get(cfg, callback_factory)
+            if hit is not None:
+                results[key] = hit
+    stored = len(results)
+    todo = [(k, c) for k, c in jobs if k not in results]
+
+    def keep(key, cfg, res):
+        if _OPTIONS["cache_dir"]:
+            _store_put(cfg, callback_factory, res)
+
+    n = min(scale.workers, len(todo), os.cpu_count() or 1)
     if n > 1:
         try:
-            results = _workers(n, scale.threads).run(jobs, callback_factory)
+            results.update(_workers(n, scale.threads).run(todo, callback_factory, keep))
         except RuntimeError:
             _close_pool()  # a failed run leaves the protocol mid-stream
             raise
     else:
-        results = {key: _train_one(cfg, callback_factory, scale.threads) for key, cfg in jobs}
+        for key, cfg in todo:
+            results[key] = _train_one(cfg, callback_factory, scale.threads)
+            keep(key, cfg, results[key])
     elapsed = time.perf_counter() - t0
+    if floor == "dataset":
+        floor_value = FLOORS.get(data["dataset"]) if scale.floor else None
+        reason = "" if scale.floor else "tiny size: structure only"
+    else:
+        floor_value, reason = None, str(floor or "no floor")
     return Runs(labels=tuple(variants), seeds=seeds,
                 histories={k: r[0] for k, r in results.items()},
                 diverged={k: r[1] for k, r in results.items()}, scale=scale,
                 dataset=data["dataset"], elapsed=elapsed,
-                run_times={k: r[2] for k, r in results.items()})
+                run_times={k: r[2] for k, r in results.items()},
+                floor=floor_value, floor_reason=reason, stored=stored)
+
+
+# ----------------------------------------------------------------------------- run store
+def _store_key(config: dict, callback_factory: str | None) -> str:
+    """SHA-256 of the run's complete configuration (without the per-process data folder),
+    its callback and the package version."""
+    from perceptron_theory import __version__
+
+    cfg = {k: v for k, v in config.items() if k != "data_dir"}
+    text = json.dumps({"config": cfg, "callback": callback_factory, "version": __version__},
+                      sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _store_path(key: str) -> Path:
+    return Path(_OPTIONS["cache_dir"]) / "deep" / key[:2] / f"{key}.json"
+
+
+def _payload_digest(payload: dict) -> str:
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+def _store_get(config: dict, callback_factory: str | None):
+    """The stored (history, diverged, seconds) of a run, or None (absent, corrupt, partial)."""
+    key = _store_key(config, callback_factory)
+    path = _store_path(key)
+    try:
+        entry = json.loads(path.read_text())
+        payload = entry["payload"]
+        if entry["key"] != key or entry["sha256"] != _payload_digest(payload):
+            return None
+        return tuple(payload["history"]), bool(payload["diverged"]), float(payload["seconds"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _store_put(config: dict, callback_factory: str | None, result) -> None:
+    from perceptron_theory._io import atomic_write_text
+
+    key = _store_key(config, callback_factory)
+    payload = json.loads(json.dumps({"history": list(result[0]), "diverged": bool(result[1]),
+                                     "seconds": float(result[2])}, default=_plain))
+    entry = {"key": key, "config": {k: v for k, v in config.items() if k != "data_dir"},
+             "callback": callback_factory, "payload": payload,
+             "sha256": _payload_digest(payload)}
+    atomic_write_text(_store_path(key), json.dumps(entry, default=_plain))
+
+
+def _plain(obj):
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, (np.floating, np.integer, np.bool_)):
+        return obj.item()
+    return float(obj)
 
 
 # ----------------------------------------------------------------------------- statistics
@@ -450,48 +667,37 @@ def paired(a, b) -> tuple[float, float, int]:
 
 
 
-def sign_record(claim: str, quantity: str, diffs, note: str = "") -> Comparison:
-    """A record "the per-seed differences ``diffs`` are positive", by ``_deep``'s rule.
+def _context(runs: Runs | None) -> dict:
+    return {} if runs is None else {"dataset": runs.dataset, "size": runs.scale.name}
 
-    ``diffs`` are already oriented (positive when the claim holds) and paired by seed;
-    the record holds their mean and standard error and passes on the sign of the mean
-    (:data:`N_SIGMA`); the note gives the per-seed values, ``t`` and the verdict.
+
+def sign_record(claim: str, quantity: str, diffs, note: str = "", *, runs: Runs | None = None,
+                arms: Sequence[str] | None = None, headline: bool = False,
+                invalid: str = "") -> Comparison:
+    """A finding "the per-seed differences ``diffs`` are positive".
+
+    ``diffs`` are already oriented (positive when the claim holds) and paired by seed.
+    With ``runs``, the record is ``invalid`` when an arm among ``arms`` (default: all of
+    the runs' labels) is under its floor (:meth:`Runs.invalid_reason`).
     """
-    d = np.asarray(diffs, float)
-    d = d[np.isfinite(d)]
-    m = float(d.mean()) if d.size else math.nan
-    se = float(d.std(ddof=1) / math.sqrt(d.size)) if d.size > 1 else 0.0
-    t = m / se if se > 0 else math.nan
-    return expect(claim, quantity, 0.0, m, ">=", stderr=se, n_sigma=N_SIGMA,
-                  note=f"per-seed {np.round(d, 4).tolist()}, mean {m:.4g} +- {se:.2g}, "
-                       f"t = {t:.2f}: {_verdict(t)}; passes on the sign of the mean. {note}")
-
-#: a run whose final train loss is above 0.9 ln(10) has not left the chance plateau
-PLATEAU = 0.9 * math.log(10.0)
+    reason = invalid or (runs.invalid_reason(arms) if runs is not None else "")
+    return finding(claim, quantity, diffs, headline=headline, invalid=reason, note=note,
+                   **_context(runs))
 
 
 def trained(runs: Runs, label: str) -> bool:
-    """Whether ``label`` left the chance plateau (seed-mean final train loss < PLATEAU)."""
-    v = runs.final(label, "train_loss")
-    return bool(np.isfinite(v).all() and v.mean() < PLATEAU)
-
-
-def plateau_note(runs: Runs) -> str:
-    """A sentence naming the variants that stayed on the chance plateau (or '')."""
-    stuck = [lab for lab in runs.labels if not trained(runs, lab)]
-    if not stuck:
-        return ""
-    return (f" Did not leave the chance plateau (final train loss >= {PLATEAU:.2f}): "
-            f"{', '.join(stuck)} -- orderings involving them measure trainability.")
+    """Whether ``label`` is over its floor (always, where the runs have no floor)."""
+    return label not in runs.untrained([label])
 
 
 def summary_tail(runs: Runs) -> str:
-    """The closing sentences of a grid check's summary: diverged runs (if any), variants
-    left on the chance plateau (:func:`plateau_note`) and the ordering rule."""
+    """The closing sentences of a grid check's summary: diverged runs (if any), each arm's
+    accuracy beside its floor, and the verdict rule."""
     div = [k for k, v in runs.diverged.items() if v]
-    return ((f" Diverged runs: {div}." if div else "") + plateau_note(runs)
-            + " Orderings pass on the sign of the seed-paired mean difference; notes say "
-            "which are resolved (t >= 2).")
+    return ((f" Diverged runs: {div}." if div else "") + f" {runs.arm_table()}."
+            + f" Verdicts (fixed before any run): confirmed at seed-paired t >= {T_VERDICT:g}, "
+            f"contradicted at t <= -{T_VERDICT:g}, otherwise unresolved; invalid when an arm "
+            "is under its floor.")
 
 
 def final_table(runs: Runs, fields: Sequence[tuple[str, str]] = (
@@ -500,6 +706,7 @@ def final_table(runs: Runs, fields: Sequence[tuple[str, str]] = (
     return "; ".join(f"{lab}: " + ", ".join(f"{name} {fmt_pm(runs.final(lab, key))}"
                                               for name, key in fields)
                      for lab in runs.labels)
+
 
 def fmt_pm(values) -> str:
     """``mean +- stderr (n)`` of an array over seeds."""
@@ -511,67 +718,39 @@ def fmt_pm(values) -> str:
     return f"{v.mean():.4g} +- {se:.2g}"
 
 
-def _rule() -> str:
-    if N_SIGMA == 0:
-        return "passes on the sign of the mean (n_sigma 0, fixed in advance)"
-    return f"passes within {N_SIGMA:g} stderr of the bound"
-
-
-def _verdict(t: float) -> str:
-    if not math.isfinite(t):
-        return "spread undefined"
-    if t >= RESOLVED_T:
-        return f"resolved (t >= {RESOLVED_T:g})"
-    if t <= -RESOLVED_T:
-        return f"contradicted (t <= -{RESOLVED_T:g})"
-    return "not resolved at this scale"
-
-
 def ordering(claim: str, quantity: str, runs: Runs, better: str, worse: str, key: str, *,
-             higher_is_better: bool, note: str = "", transform=None) -> Comparison:
-    """Record "``better`` beats ``worse`` on ``key``" as the sign of a paired mean difference.
+             higher_is_better: bool, note: str = "", transform=None,
+             headline: bool = False) -> Comparison:
+    """Finding "``better`` beats ``worse`` on ``key``", paired by seed.
 
-    ``measured`` = mean over seeds of the oriented difference (``better - worse`` for a
-    higher-is-better metric, ``worse - better`` otherwise), which the claim says is
-    ``>= 0``; ``stderr`` its standard error; passes when ``measured >= -N_SIGMA stderr``.
-    ``transform`` maps the per-seed final values first (e.g. ``np.log``).
+    The per-seed oriented differences are ``better - worse`` for a higher-is-better metric
+    and ``worse - better`` otherwise (positive when the claim holds); ``transform`` maps
+    the per-seed final values first (e.g. ``np.log``). Invalid when either arm is under its
+    floor or a seed diverged.
     """
     f = transform or (lambda x: x)
     a, b = f(runs.final(better, key)), f(runs.final(worse, key))
-    mean, se, n = paired(a, b) if higher_is_better else paired(b, a)
-    missing = int((~np.isfinite(a - b)).sum())
-    if missing:  # a diverged run cannot be ranked: the record fails
-        mean = math.nan
-        note = f"{missing} of {len(a)} seed pairs incomplete (diverged run): not evaluated. {note}"
-    stuck = [lab for lab in (better, worse) if not trained(runs, lab)]
-    if stuck:
-        note = (f"{' and '.join(stuck)} did not leave the initial plateau (mean final train "
-                f"loss >= {PLATEAU:.2f} = 0.9 ln 10): the ordering reflects trainability at "
-                f"this scale, not regularization. {note}")
-    t = mean / se if se and math.isfinite(se) and se > 0 else math.nan
+    d = (a - b) if higher_is_better else (b - a)
     text = (f"claim: {better} {'>' if higher_is_better else '<'} {worse} in final {key}; "
             f"{better} {fmt_pm(a)}, {worse} {fmt_pm(b)}; paired over seeds "
-            f"{list(runs.seeds)} (n={n}), oriented difference {mean:.4g} +- {se:.2g}, "
-            f"t = {t:.2f}: {_verdict(t)}; {_rule()}; "
-            f"size {runs.scale.name}")
-    return expect(claim, quantity, 0.0, mean, ">=", stderr=se if math.isfinite(se) else 0.0,
-                  n_sigma=N_SIGMA, note=f"{text}. {note}".strip())
+            f"{list(runs.seeds)}; size {runs.scale.name}. {note}")
+    return sign_record(claim, quantity, d, text.strip(), runs=runs, arms=(better, worse),
+                       headline=headline)
 
 
 def bound_check(claim: str, quantity: str, values, bound: float, relation: str, *,
-                runs: Runs, note: str = "") -> Comparison:
-    """``mean(values) relation bound`` with the seed stderr; pass on the point estimate."""
+                runs: Runs, note: str = "", arms: Sequence[str] | None = None,
+                headline: bool = False) -> Comparison:
+    """Finding "``values relation bound``" per seed: differences ``values - bound``
+    (``>=``) or ``bound - values`` (``<=``)."""
+    if relation not in (">=", "<="):
+        raise ValueError(f"relation must be '>=' or '<=', got {relation!r}")
     v = np.asarray(values, float)
-    fin = v[np.isfinite(v)]
-    mean = float(fin.mean()) if fin.size == v.size else math.nan  # diverged run: fails
-    se = float(fin.std(ddof=1) / math.sqrt(fin.size)) if fin.size > 1 else 0.0
-    sign = 1.0 if relation == ">=" else -1.0
-    t = sign * (mean - bound) / se if se > 0 else math.nan
-    text = (f"per-seed values {np.round(v, 4).tolist()} (seeds {list(runs.seeds)}), mean "
-            f"{mean:.4g} +- {se:.2g}; bound {bound:g}, t = {t:.2f}: {_verdict(t)}; "
-            f"{_rule()}; size {runs.scale.name}")
-    return expect(claim, quantity, bound, mean, relation, stderr=se, n_sigma=N_SIGMA,
-                  note=f"{text}. {note}".strip())
+    d = v - bound if relation == ">=" else bound - v
+    text = (f"per-seed values {np.round(v, 4).tolist()} (seeds {list(runs.seeds)}), "
+            f"bound {relation} {bound:g}; size {runs.scale.name}. {note}")
+    return sign_record(claim, quantity, d, text.strip(), runs=runs, arms=arms,
+                       headline=headline)
 
 
 # ----------------------------------------------------------------------------- plots

@@ -266,15 +266,22 @@ class CNN(Net):
         Width of the fc layer (512) = embedding dimension.
     padding : {"same", "valid"}
         Conv padding (see above).
+    init : {"default", "he"}
+        torch's default init of the convs and fc512 (uniform, variance ``1/(3 fan_in)``:
+        the signal shrinks about sqrt(6)x per conv-ReLU layer, so a norm-free net starts
+        with logits ~100x too small and can sit on the chance plateau), or He-normal
+        (fan-in, zero bias), under which norm-free arms train. The classifier keeps
+        torch's default either way.
     """
 
     def __init__(self, plan: _Plan, num_classes: int, in_channels: int, image_size: int, *,
                  channels: Sequence[int] = (32, 32, 64, 64), hidden: int = 512,
-                 padding: str = "same"):
+                 padding: str = "same", init: str = "default"):
         super().__init__()
         channels = _check_channels("channels", channels, 4)
         hidden = check_int("hidden", hidden, 1)
         padding = check_choice("padding", padding, ("same", "valid"))
+        init = check_choice("init", init, ("default", "he"))
         pad = 1 if padding == "same" else 0
         side = image_size - (0 if pad else 8)
         if side < 2:
@@ -284,10 +291,14 @@ class CNN(Net):
         layers, cin = [], in_channels
         for c in channels:
             conv = _conv(cin, c, 3, padding=pad, bias=bias)
+            if init == "he":
+                _he(conv)
             layers += [plan.prepare(conv), plan.slot(c), nn.ReLU()]
             cin = c
         layers += [nn.MaxPool2d(2, 2), nn.Flatten()]
         fc = nn.Linear(cin * (side // 2) ** 2, hidden, bias=not plan.has_layer(True))
+        if init == "he":
+            _he(fc)
         layers += [plan.prepare(fc, embedding=True), plan.slot(hidden, 1, embedding=True),
                    nn.ReLU()]
         self.body = nn.Sequential(*layers)
@@ -296,6 +307,13 @@ class CNN(Net):
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         return self.body(x)
+
+
+def _he(m: nn.Module) -> None:
+    """He-normal weights (fan-in, ReLU gain) and zero bias."""
+    nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+    if m.bias is not None:
+        nn.init.zeros_(m.bias)
 
 
 # ======================================================================= ResNet-18
@@ -572,9 +590,7 @@ class FullyConnected(Net):
             last = i == depth - 1
             fc = nn.Linear(d_in if i == 0 else width, width, bias=not plan.has_layer(last))
             if init == "he":
-                nn.init.kaiming_normal_(fc.weight, nonlinearity="relu")
-                if fc.bias is not None:
-                    nn.init.zeros_(fc.bias)
+                _he(fc)
             layers += [plan.prepare(fc, last), plan.slot(width, 1, embedding=last), nn.ReLU()]
         self.body = nn.Sequential(*layers)
         self.embedding_dim = width
