@@ -601,12 +601,32 @@ def run_grid(base: Mapping, variants: Mapping[str, Mapping], scale: Scale, seed:
 
 
 # ----------------------------------------------------------------------------- run store
+def _canonical(config: dict) -> dict:
+    """The configuration that defines a run's numbers: without the per-process data folder
+    and without fields at their :class:`TrainConfig` default, so that adding a field (with
+    a default that keeps the old behaviour) does not orphan stored runs."""
+    from dataclasses import MISSING, fields
+
+    from perceptron_theory.deep.train import TrainConfig
+
+    defaults = {}
+    for f in fields(TrainConfig):
+        if f.default is not MISSING:
+            defaults[f.name] = f.default
+        elif f.default_factory is not MISSING:
+            defaults[f.name] = f.default_factory()
+    plain = json.loads(json.dumps(config, default=str))
+    dflt = json.loads(json.dumps(TrainConfig(**{k: v for k, v in defaults.items()}).to_dict(),
+                                 default=str))
+    return {k: v for k, v in plain.items() if k != "data_dir" and dflt.get(k, MISSING) != v}
+
+
 def _store_key(config: dict, callback_factory: str | None) -> str:
-    """SHA-256 of the run's complete configuration (without the per-process data folder),
-    its callback and the package version."""
+    """SHA-256 of the run's configuration (:func:`_canonical`), its callback and the
+    package version."""
     from perceptron_theory import __version__
 
-    cfg = {k: v for k, v in config.items() if k != "data_dir"}
+    cfg = _canonical(config)
     text = json.dumps({"config": cfg, "callback": callback_factory, "version": __version__},
                       sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()
@@ -640,7 +660,7 @@ def _store_put(config: dict, callback_factory: str | None, result) -> None:
     key = _store_key(config, callback_factory)
     payload = json.loads(json.dumps({"history": list(result[0]), "diverged": bool(result[1]),
                                      "seconds": float(result[2])}, default=_plain))
-    entry = {"key": key, "config": {k: v for k, v in config.items() if k != "data_dir"},
+    entry = {"key": key, "config": _canonical(config),
              "callback": callback_factory, "payload": payload,
              "sha256": _payload_digest(payload)}
     atomic_write_text(_store_path(key), json.dumps(entry, default=_plain))
