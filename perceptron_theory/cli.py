@@ -370,6 +370,25 @@ def _cmd_reproduce(a) -> int:
     return 0 if ok else 1
 
 
+def _cmd_figure(a) -> int:
+    import importlib
+
+    from paper_figures import FIGURES
+
+    names = list(FIGURES) if a.name == "all" else [a.name]
+    if a.name != "all" and a.name not in FIGURES:
+        raise ValueError(f"figure must be one of {', '.join(FIGURES)} or all; got {a.name!r}")
+    written = []
+    for name in names:
+        written += importlib.import_module(FIGURES[name]).main(a.out, size=a.size)
+    if a.json:
+        print(_dump({"files": [str(p) for p in written]}))
+    else:
+        for path in written:
+            print(path)
+    return 0
+
+
 # --------------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="perceptron-theory", description=(
@@ -527,6 +546,18 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--rerun", action="store_true", help="retrain runs held in the store")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=_cmd_reproduce)
+
+    from paper_figures import FIGURES
+
+    s = sub.add_parser("figure", help="redraw a paper figure (PNG + JSON of its data)",
+                       description="Figures: " + ", ".join(FIGURES) + ".")
+    s.add_argument("name", choices=(*FIGURES, "all"), metavar="NAME",
+                   help="a figure name or 'all': " + ", ".join(FIGURES))
+    s.add_argument("--size", default="full",
+                   help="full (default), tiny (seconds) or, for deep-network figures, quick")
+    s.add_argument("--out", default="paper_figures_out", help="output folder")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=_cmd_figure)
     return p
 
 

@@ -229,3 +229,22 @@ def test_probe_on_a_missing_run_is_one_line_exit_2(capsys, tmp_path):
     rc, _, err = run(capsys, "probe", "--checkpoint", str(tmp_path / "nowhere"), "--probe",
                      "norms")
     assert rc == 2 and len(err.strip().splitlines()) == 1 and "config.json" in err
+
+
+def test_figure_from_the_installed_package(capsys, tmp_path):
+    rc, out, _ = run(capsys, "figure", "lr_limits", "--size", "tiny", "--out", str(tmp_path))
+    assert rc == 0
+    files = out.split()
+    assert any(f.endswith("lr_limits.json") for f in files)
+    assert all((tmp_path / f.split("/")[-1]).exists() for f in files)
+
+
+@pytest.mark.parametrize("argv, word", [
+    (["figure", "nope"], "invalid choice"),
+    (["figure", "lr_limits", "--size", "huge"], "size must be one of"),
+])
+def test_figure_bad_input(capsys, argv, word):
+    with pytest.raises(SystemExit) as e:
+        raise SystemExit(main(argv))
+    _, err = capsys.readouterr()
+    assert e.value.code == 2 and len(err.strip().splitlines()) == 1 and word in err
