@@ -30,8 +30,6 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from perceptron_theory.plotting import Plot
-
 __all__ = ["Comparison", "CheckResult", "Check", "REGISTRY", "register", "compare", "expect",
            "finding", "verdict_of", "VERDICTS", "T_VERDICT"]
 

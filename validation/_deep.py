@@ -70,11 +70,11 @@ import numpy as np
 from perceptron_theory.plotting import Plot, series
 from validation._core import T_VERDICT, Comparison, finding
 
-__all__ = ["SIZES", "SCALES", "CNN_OPTIONS", "BASE", "base", "FLOORS", "Scale", "DataMissing", "options",
-           "resolve_size", "get_scale", "torch_device", "torch_threads", "dataset_args",
-           "seeds_for_power", "SD_ACC", "SD_LOSS", "Runs", "run_grid", "paired", "sign_record", "ordering",
-           "bound_check", "curve_plot", "training_plots", "fmt_pm", "summary_tail",
-           "final_table", "trained"]
+__all__ = ["SIZES", "SCALES", "CNN_OPTIONS", "BASE", "base", "FLOORS", "Scale",
+           "DataMissing", "options", "resolve_size", "get_scale", "torch_device",
+           "torch_threads", "dataset_args", "seeds_for_power", "SD_ACC", "SD_LOSS", "Runs",
+           "run_grid", "paired", "sign_record", "ordering", "bound_check", "curve_plot",
+           "training_plots", "fmt_pm", "summary_tail", "final_table", "trained"]
 
 SIZES = ("tiny", "quick", "cpu", "full")
 #: validation-accuracy floor of a trained arm, per data set (stated before any run)
