@@ -10,7 +10,8 @@ import pytest
 
 THEORY_MODULES = ["perceptron_theory.theory.integrals", "perceptron_theory.theory.dynamics",
                   "perceptron_theory.theory.generalization",
-                  "perceptron_theory.theory.batchnorm"]
+                  "perceptron_theory.theory.batchnorm", "perceptron_theory.theory.dropout",
+                  "perceptron_theory.theory.regnorm"]
 
 
 def test_import_is_light():
