@@ -204,9 +204,10 @@ class TrainConfig:
     deterministic : bool
         ``torch.use_deterministic_algorithms(True)`` for the run.
     pn_refresh_every : int
-        Re-estimate the population statistics of ``pn`` layers
-        (``norms.refresh_population_stats``, one exact sweep per PN layer) at the start of epochs
-        1, 1 + k, 1 + 2k, ... for k = ``pn_refresh_every``.
+        Re-estimate the population statistics of ``pn`` layers exactly
+        (``norms.refresh_population_stats(..., passes=None)``: one forward sweep over
+        ``pn_samples`` for all PN layers together) at the start of epochs 1, 1 + k,
+        1 + 2k, ... for k = ``pn_refresh_every``.
     pn_samples : int
         Training samples used for the population statistics (Luo et al.: 10k).
     eval_batch_size : int
