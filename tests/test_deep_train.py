@@ -199,3 +199,109 @@ def test_divergence_is_reported_not_raised(tmp_path):
     last = json.loads((tmp_path / "div" / "log.jsonl").read_text().splitlines()[-1])
     assert last["diverged"] is True
     assert json.loads((tmp_path / "div" / "result.json").read_text())["diverged"] is True
+
+
+# ----------------------------------------------------------------------------- defaults pinned
+
+
+def _reference_history(cfg: TrainConfig) -> list:
+    """The epoch log lines of ``cfg`` by the loop of ``train`` as it stood before the CPU
+    options (commit a9e042d): one process, no PN layers, no files, CPU. Kept verbatim so
+    that a default ``TrainConfig`` is pinned to produce bit-identical histories."""
+    import random
+
+    import numpy as np
+    import torch.nn.functional as F
+
+    from perceptron_theory.deep.data import augment, derive_seed, iterate_minibatches, \
+        make_dataset
+    from perceptron_theory.deep.models import make_model
+    from perceptron_theory.deep.penalties import forward_with_record, make_penalty, \
+        param_groups
+    from perceptron_theory.deep.train import evaluate
+
+    random.seed(cfg.seed)
+    np.random.seed(cfg.seed)
+    torch.manual_seed(cfg.seed)
+    bundle = make_dataset(cfg.dataset, data_dir=cfg.data_dir, val_fraction=cfg.val_fraction,
+                          subset=cfg.subset, test_subset=cfg.test_subset, seed=cfg.seed,
+                          device=torch.device("cpu"), amplitude=cfg.amplitude, snr=cfg.snr)
+    n_train = len(bundle.train_y)
+    spe = n_train // cfg.batch_size
+    torch.manual_seed(derive_seed(cfg.seed, 100))
+    model = make_model(cfg.model, norm=cfg.norm, num_classes=bundle.num_classes,
+                       in_channels=bundle.in_channels, image_size=bundle.image_size,
+                       norm_options=cfg.norm_options or None, **cfg.model_options)
+    penalties = [(name, make_penalty(name, coef, **cfg.penalty_options.get(name, {})))
+                 for name, coef in cfg.penalties]
+    needs = any(getattr(p, "needs_norm_inputs", False) for _, p in penalties)
+    opt = torch.optim.SGD(param_groups(model, weight_decay=cfg.weight_decay,
+                                       norm_decay=cfg.norm_decay,
+                                       scalar_decay=cfg.scalar_decay),
+                          lr=cfg.effective_lr, momentum=cfg.momentum)
+    history, step = [], 0
+    for epoch in range(1, cfg.epochs + 1):
+        model.train()
+        g_order = torch.Generator().manual_seed(derive_seed(cfg.seed, 300, epoch))
+        g_aug = torch.Generator().manual_seed(derive_seed(cfg.seed, 400, epoch, 0))
+        sums = torch.zeros(3 + len(penalties), dtype=torch.float64)
+        lr = learning_rate(cfg, step, spe)
+        diverged = False
+        for idx in iterate_minibatches(n_train, cfg.batch_size, generator=g_order,
+                                       drop_last=True):
+            xb, yb = bundle.train_x.index_select(0, idx), bundle.train_y.index_select(0, idx)
+            if cfg.augment:
+                xb = augment(xb, g_aug)
+            lr = learning_rate(cfg, step, spe)
+            for group in opt.param_groups:
+                group["lr"] = lr
+            record = forward_with_record(model, xb, record_norm_inputs=needs)
+            logits = record.logits.float()
+            ce = F.cross_entropy(logits, yb)
+            pen = [p(model, record, xb).float() for _, p in penalties]
+            loss = ce + sum(pen) if pen else ce
+            if not bool(torch.isfinite(loss.detach())):
+                diverged = True
+                break
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            step += 1
+            with torch.no_grad():
+                n_b = len(yb)
+                sums += torch.stack([ce.detach().double() * n_b,
+                                     (logits.argmax(1) == yb).sum().double(),
+                                     torch.tensor(float(n_b), dtype=torch.float64),
+                                     *[v.detach().double() * n_b for v in pen]])
+        sums = sums.tolist()
+        seen = sums[2]
+        m = {"epoch": epoch, "lr": lr, "train_loss": sums[0] / seen if seen else None,
+             "train_acc": sums[1] / seen if seen else None}
+        for (name, _), v in zip(penalties, sums[3:], strict=True):
+            m[f"penalty/{name}"] = v / seen if seen else None
+        if diverged:
+            m.update(diverged=True, diverged_epoch=epoch, diverged_step=step)
+            history.append(m)
+            break
+        for split in ("val", "test"):
+            x, y = bundle.split(split)
+            m[f"{split}_loss"], m[f"{split}_acc"] = evaluate(model, x, y, cfg.eval_batch_size)
+        model.train()
+        m["diverged"] = False
+        history.append(m)
+    return history
+
+
+@pytest.mark.parametrize("kwargs", [
+    dict(),
+    dict(augment=True, schedule="cosine", model_options={**TINY["model_options"], "dropout": 0.2},
+         penalties=["embedding-l2=1e-3", "gamma-decay=1e-4"],
+         penalty_options={"gamma-decay": {"adaptive": True}}),
+    dict(model="mlp", model_options={"hidden": 16}, norm="none", batch_size=8, epochs=1),
+    dict(lr=1e6, epochs=3),  # diverges: the same step and partial means are reported
+])
+def test_default_options_reproduce_the_reference_loop_bit_for_bit(tmp_path, kwargs):
+    cfg = tiny(**kwargs)
+    got = train(cfg, tmp_path / "run", progress=False).history
+    drop_time = lambda h: {k: v for k, v in h.items() if k != "time"}  # noqa: E731
+    assert [drop_time(h) for h in got] == _reference_history(cfg)
