@@ -45,7 +45,11 @@ class Crash(RuntimeError):
     (dict(schedule="linear"), "schedule must be one of constant, step, cosine, luo"),
     (dict(dataset="mnist"), "dataset must be one of"),
     (dict(device="tpu"), "device must be one of auto, cpu, cuda"),
-    (dict(device="cpu", amp=True), "amp and channels_last need device"),
+    (dict(amp="yes"), "amp must be True or False"),
+    (dict(channels_last=1), "channels_last must be True or False"),
+    (dict(compile="max-autotune"), "compile must be True or False"),
+    (dict(threads=0), r"threads must be an integer in \[1, inf\), got 0"),
+    (dict(threads=1.5), "threads must be an integer"),
     (dict(penalties=["l2"]), "NAME=COEF"),
     (dict(penalties={"l2": -1.0}), "coefficient must be in"),
     (dict(penalty_options={"l2": {}}), "penalty_options names penalties not in penalties"),
@@ -305,3 +309,81 @@ def test_default_options_reproduce_the_reference_loop_bit_for_bit(tmp_path, kwar
     got = train(cfg, tmp_path / "run", progress=False).history
     drop_time = lambda h: {k: v for k, v in h.items() if k != "time"}  # noqa: E731
     assert [drop_time(h) for h in got] == _reference_history(cfg)
+
+
+@pytest.mark.parametrize("every", [1, 5, 1000])
+def test_divergence_report_does_not_depend_on_the_check_cadence(tmp_path, monkeypatch, every):
+    from perceptron_theory.deep import train as train_module
+
+    monkeypatch.setattr(train_module, "CHECK_EVERY", every)
+    cfg = tiny(lr=1e6, epochs=3)
+    got = train(cfg, tmp_path / "run", progress=False).history
+    assert got[-1]["diverged"] is True
+    assert [{k: v for k, v in h.items() if k != "time"} for h in got] == \
+        _reference_history(cfg)
+
+
+# ----------------------------------------------------------------------------- speed options
+
+# the keys of TrainConfig().to_dict() before the speed options (run-store keys hash them)
+_OLD_KEYS = ("model", "norm", "norm_options", "model_options", "penalties", "penalty_options",
+             "dataset", "data_dir", "subset", "test_subset", "val_fraction", "batch_size",
+             "epochs", "lr", "momentum", "weight_decay", "norm_decay", "scalar_decay",
+             "schedule", "lr_decay", "lr_milestones", "warmup_epochs", "augment", "amplitude",
+             "snr", "seed", "device", "amp", "channels_last", "deterministic",
+             "pn_refresh_every", "pn_samples", "eval_batch_size")
+
+
+def test_config_dicts_of_default_options_are_unchanged():
+    d = TrainConfig().to_dict()
+    assert tuple(d) == _OLD_KEYS
+    assert TrainConfig.from_dict(d) == TrainConfig()  # an old dict (no new keys) loads
+    fast = tiny(compile=True, threads=2, amp=True, channels_last=True)
+    e = json.loads(json.dumps(fast.to_dict()))
+    assert e["compile"] is True and e["threads"] == 2
+    assert TrainConfig.from_dict(e) == fast
+
+
+def test_threads_are_applied_and_restored(tmp_path):
+    before = torch.get_num_threads()
+    want = 2 if before != 2 else 1
+    seen = []
+
+    def probe(model, epoch, metrics):
+        seen.append(torch.get_num_threads())
+        if epoch == 2:
+            raise Crash
+
+    with pytest.raises(Crash):
+        train(tiny(threads=want), tmp_path / "run", callbacks=[probe], progress=False)
+    assert seen == [want, want]
+    assert torch.get_num_threads() == before  # restored, also after an exception
+    train(tiny(epochs=1), tmp_path / "none", callbacks=[probe], progress=False)
+    assert seen[-1] == before  # threads=None leaves the setting alone
+
+
+@pytest.mark.parametrize("kwargs", [
+    dict(amp=True),
+    dict(channels_last=True, norm="pn", pn_samples=64),
+    dict(amp=True, channels_last=True, model="mlp", model_options={"hidden": 16}),
+    # compile: tens of seconds cold (Inductor builds C++ kernels), seconds warm
+    dict(compile=True, model="mlp", model_options={"hidden": 16}),
+])
+def test_cpu_speed_options_train(tmp_path, kwargs):
+    cfg = tiny(epochs=1, **kwargs)
+    result = train(cfg, tmp_path / "run", progress=False)
+    assert not result.diverged and result.epochs_done == 1
+    assert math.isfinite(result.final["train_loss"]) and result.final["val_loss"] < 2.5
+    assert TrainConfig.from_dict(json.loads((tmp_path / "run" / "config.json").read_text())) \
+        == cfg
+
+
+def test_fsync_only_the_files_that_protect_data(tmp_path, monkeypatch):
+    import os
+
+    calls = []
+    real = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: calls.append(fd) or real(fd))
+    train(tiny(epochs=3), tmp_path / "run", progress=False)
+    # config.json, checkpoint.pt after each epoch, result.json; not the log lines
+    assert len(calls) == 3 + 2
