@@ -217,11 +217,18 @@ def _reference_history(cfg: TrainConfig) -> list:
     import numpy as np
     import torch.nn.functional as F
 
-    from perceptron_theory.deep.data import augment, derive_seed, iterate_minibatches, \
-        make_dataset
+    from perceptron_theory.deep.data import (
+        augment,
+        derive_seed,
+        iterate_minibatches,
+        make_dataset,
+    )
     from perceptron_theory.deep.models import make_model
-    from perceptron_theory.deep.penalties import forward_with_record, make_penalty, \
-        param_groups
+    from perceptron_theory.deep.penalties import (
+        forward_with_record,
+        make_penalty,
+        param_groups,
+    )
     from perceptron_theory.deep.train import evaluate
 
     random.seed(cfg.seed)
@@ -387,3 +394,12 @@ def test_fsync_only_the_files_that_protect_data(tmp_path, monkeypatch):
     train(tiny(epochs=3), tmp_path / "run", progress=False)
     # config.json, checkpoint.pt after each epoch, result.json; not the log lines
     assert len(calls) == 3 + 2
+
+
+def test_amp_without_native_bf16_warns(tmp_path, monkeypatch, caplog):
+    from perceptron_theory.deep import train as train_module
+
+    monkeypatch.setattr(train_module, "_cpu_has_bf16", lambda: False)
+    with caplog.at_level("WARNING", logger="perceptron_theory.deep.train"):
+        train(tiny(epochs=1, amp=True), tmp_path / "run", progress=False)
+    assert "no native bfloat16" in caplog.text

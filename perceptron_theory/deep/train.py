@@ -148,12 +148,15 @@ class TrainConfig:
     Field names follow the CLI flags (``--model --norm --penalty NAME=COEF --dataset
     --batch-size --epochs --lr --device``).
 
-    Speed options. ``amp``, ``channels_last``, ``compile`` and ``threads`` make CPU (and
-    CUDA) training faster and each changes the numbers when set; at their defaults
-    (off, off, off, ``None``) a run is bit for bit the one of the loop before they
-    existed. Measured on 2 CPU cores (``benchmarks/deep.py``; issue 17): channels-last
-    ~1.5x and bf16 autocast 1.3-1.9x on the cnn, ``torch.compile`` ~1.6x after a
-    compilation of seconds to a minute.
+    Speed options. ``amp``, ``channels_last``, ``compile`` and ``threads`` can make
+    training faster and each changes the numbers when set; at their defaults (off, off,
+    off, ``None``) a run is bit for bit the one of the loop before they existed. Whether
+    they pay depends on the CPU: measure with ``benchmarks/deep.py --sections options``.
+    On a 2-core AVX2 EPYC (no native bfloat16), step speedups at batch 128 were:
+    channels-last 0.9-1.0x (small cnn) and 1.1x (default cnn), bf16 autocast 0.3-0.45x
+    and 0.1x (slower: emulated; ``train`` warns), ``torch.compile`` ~1.1x after ~30 s of
+    compilation (small cnn), and 2 threads instead of 1 from 1.2x on an idle machine to
+    0.3x with another process busy (torch's default wait policy).
 
     Parameters
     ----------
@@ -489,6 +492,14 @@ def _autocast(device: torch.device, amp: bool):
     return contextlib.nullcontext()
 
 
+def _cpu_has_bf16() -> bool:
+    """Whether oneDNN has native bfloat16 kernels on this CPU (AVX512-BF16 or AMX)."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # pragma: no cover - builds without oneDNN
+        return False
+
+
 def _memory_format(x: torch.Tensor, channels_last: bool) -> torch.Tensor:
     """``x`` in channels-last layout when asked and it is an image batch."""
     if channels_last and x.dim() == 4:
@@ -699,6 +710,9 @@ def train(config: TrainConfig, out_dir, *, resume: bool = False, progress=None,
     if config.batch_size % dist_ctx.world_size:
         raise ValueError(f"batch_size must be a multiple of the world size "
                          f"{dist_ctx.world_size}, got {config.batch_size}")
+    if config.amp and device.type == "cpu" and not _cpu_has_bf16():
+        log.warning("amp: this CPU has no native bfloat16 (AVX512-BF16 / AMX); autocast "
+                    "emulates it and is usually several times slower than float32")
 
     try:
         with _determinism(config.deterministic, device.type == "cuda"), \
