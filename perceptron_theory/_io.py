@@ -11,8 +11,13 @@ __all__ = ["to_plain_dict", "atomic_write_bytes", "atomic_write_text", "atomic_w
            "atomic_savefig"]
 
 
-def atomic_write_bytes(path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` so that readers never see a partial file."""
+def atomic_write_bytes(path, data: bytes, *, fsync: bool = True) -> Path:
+    """Write ``data`` to ``path`` so that readers never see a partial file.
+
+    ``fsync`` (default) forces the data to disk before the rename, so that a crash of
+    the machine leaves the old file or the new one; without it a crash can leave an
+    empty file (for files that are rebuilt anyway, such as a run's log).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -20,7 +25,8 @@ def atomic_write_bytes(path, data: bytes) -> Path:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
-            os.fsync(f.fileno())
+            if fsync:
+                os.fsync(f.fileno())
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the usual mode
@@ -32,8 +38,8 @@ def atomic_write_bytes(path, data: bytes) -> Path:
     return path
 
 
-def atomic_write_text(path, text: str) -> Path:
-    return atomic_write_bytes(path, text.encode("utf-8"))
+def atomic_write_text(path, text: str, *, fsync: bool = True) -> Path:
+    return atomic_write_bytes(path, text.encode("utf-8"), fsync=fsync)
 
 
 def atomic_write_json(path, obj) -> Path:

@@ -235,6 +235,12 @@ def _kv_options(items, name: str) -> dict:
 
 
 def _cmd_train(a) -> int:
+    import os
+
+    # Idle OpenMP threads sleep instead of spinning: with another process on the cores,
+    # spinning made 2-thread steps ~3x slower than 1 thread (benchmarks/deep.py, issue
+    # 17); numerics do not depend on it. Effective when torch is not loaded yet.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     try:
         from perceptron_theory.deep.train import TrainConfig, train
     except ImportError as exc:  # torch missing
@@ -247,7 +253,8 @@ def _cmd_train(a) -> int:
         subset=a.subset, batch_size=a.batch_size, epochs=a.epochs, lr=a.lr,
         weight_decay=a.weight_decay, norm_decay=a.norm_decay, schedule=a.schedule,
         augment=a.augment, amplitude=a.amplitude, snr=a.snr, seed=a.seed, device=a.device,
-        amp=a.amp, channels_last=a.channels_last, deterministic=a.deterministic)
+        amp=a.amp, channels_last=a.channels_last, compile=a.compile, threads=a.threads,
+        deterministic=a.deterministic)
     res = train(cfg, a.out, resume=a.resume, progress=True if a.progress else None)
     if a.json:
         print(_dump(res.final))
@@ -501,8 +508,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--snr", type=float)
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
-    s.add_argument("--amp", action="store_true", help="bf16 autocast (CUDA)")
-    s.add_argument("--channels-last", action="store_true", help="(CUDA)")
+    s.add_argument("--amp", action="store_true",
+                   help="bf16 autocast, CUDA or CPU (faster; changes numerics)")
+    s.add_argument("--channels-last", action="store_true",
+                   help="channels-last memory format, CUDA or CPU (faster; changes numerics)")
+    s.add_argument("--compile", action="store_true",
+                   help="torch.compile the training step (compiles first; changes numerics)")
+    s.add_argument("--threads", type=int,
+                   help="torch CPU threads for the run (default: torch's, one per core; "
+                        "with other processes busy, 1 is fastest; changes numerics)")
     s.add_argument("--deterministic", action="store_true")
     s.add_argument("--out", required=True, help="run folder")
     s.add_argument("--resume", action="store_true", help="continue from the run folder")

@@ -185,7 +185,25 @@ def test_train_tiny_run(capsys, tmp_path):
     assert (tmp_path / "run" / "checkpoint.pt").exists()
 
 
+def test_train_cpu_speed_flags(capsys, tmp_path, monkeypatch):
+    pytest.importorskip("torch")
+    import os
+
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    rc, out, _ = run(capsys, "train", "--model", "cnn", "--model-option", "channels=[2,2,4,4]",
+                     "--model-option", "hidden=8", "--dataset", "synthetic", "--subset", "200",
+                     "--epochs", "1", "--batch-size", "32", "--device", "cpu", "--amp",
+                     "--channels-last", "--threads", "1", "--out", str(tmp_path / "run"),
+                     "--json")
+    assert rc == 0 and json.loads(out)["diverged"] is False
+    cfg = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert cfg["amp"] is True and cfg["channels_last"] is True and cfg["threads"] == 1
+    assert "compile" not in cfg  # at its default: left out of the dict
+    assert os.environ["OMP_WAIT_POLICY"] == "PASSIVE"
+
+
 @pytest.mark.parametrize("argv, word", [
+    (["train", "--threads", "0"], "threads"),
     (["train", "--norm", "bogus"], "norm"),
     (["train", "--model", "vgg"], "model"),
     (["train", "--penalty", "nonsense=1"], "penalt"),

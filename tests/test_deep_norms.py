@@ -502,7 +502,7 @@ def test_pn_refresh_gives_exact_population_statistics():
         mean, var = _exact_stats(h)
         torch.testing.assert_close(layer.population_mean, mean, **TOL)
         torch.testing.assert_close(layer.population_var, var, **TOL)
-        assert int(layer.num_refreshes) == 3
+        assert int(layer.num_refreshes) == 1  # one exact refresh (one sweep)
         # the forward pass normalizes with exactly those statistics, in train and eval
         shape = (1, -1) if h.dim() == 2 else (1, -1, 1, 1)
         want = ((h - mean.view(shape)) / torch.sqrt(var.view(shape) + EPS)
@@ -516,6 +516,91 @@ def test_pn_refresh_gives_exact_population_statistics():
     norms.refresh_population_stats(exact, data[:2], passes=3)
     torch.testing.assert_close(net.p1.population_var, exact.p1.population_var, **TOL)
     assert not torch.allclose(net.p2.population_var, exact.p2.population_var, rtol=1e-3)
+
+
+def _pn_layers(net: nn.Module) -> list:
+    return [m for m in net.modules() if isinstance(m, norms.PopulationNorm)]
+
+
+def _assert_same_pn_stats(a: nn.Module, b: nn.Module, rtol: float) -> None:
+    for la, lb in zip(_pn_layers(a), _pn_layers(b), strict=True):
+        torch.testing.assert_close(la.population_mean, lb.population_mean, rtol=rtol,
+                                   atol=rtol * float(lb.population_var.sqrt().max()))
+        torch.testing.assert_close(la.population_var, lb.population_var, rtol=rtol, atol=0)
+
+
+def _one_sweep_vs_per_layer_sweeps(net: nn.Module, batches: list, rtol: float,
+                                   sweeps: int = 1) -> None:
+    """passes=None (one lock-step sweep) vs one plain sweep per PN layer, from the same
+    state; the lock-step sweep runs the model once per batch (``sweeps`` = 1)."""
+    import copy
+
+    norms.refresh_population_stats(net, batches[:1], passes=1)  # a non-trivial start
+    one, per_layer = copy.deepcopy(net), copy.deepcopy(net)
+    calls = []
+    one.register_forward_pre_hook(lambda m, a: calls.append(len(a[0])))
+    norms.refresh_population_stats(one, batches, passes=None)
+    norms.refresh_population_stats(per_layer, batches, passes=len(_pn_layers(net)))
+    assert calls == [len(b) for b in batches] * sweeps
+    _assert_same_pn_stats(one, per_layer, rtol)
+    assert all(l._sweep is None and l._acc is None for l in _pn_layers(one))
+
+
+@pytest.mark.parametrize("model, options", [
+    ("cnn", {"channels": (4, 4, 8, 8), "hidden": 16}),     # 5 PN layers in series
+    ("wrn", {"depth": 10, "width": 1, "base_width": 4}),  # skips; slot1 called twice
+    ("resnet18", {}),                                      # 20 PN layers, shortcut slots
+])
+def test_pn_one_sweep_refresh_equals_one_sweep_per_layer(model, options):
+    from perceptron_theory.deep.models import make_model
+
+    torch.manual_seed(0)
+    size = 12 if model == "cnn" else 8
+    net = make_model(model, norm="pn", in_channels=1, image_size=size, **options)
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(90, 1, size, size, generator=g) * 2 + 0.5
+    # float32 models: the two schemes differ by rounding at most (rtol 1e-5)
+    _one_sweep_vs_per_layer_sweeps(net, list(x.split(40)), rtol=1e-5)
+
+
+def test_pn_one_sweep_refresh_float64_and_fallback():
+    g = torch.Generator().manual_seed(3)
+    data = [torch.randn(n, 2, 4, 4, generator=g, dtype=torch.float64) for n in (5, 7, 6)]
+    _one_sweep_vs_per_layer_sweeps(_TwoPN(), data, rtol=1e-12)
+    _one_sweep_vs_per_layer_sweeps(_TwoPN(), data[:1], rtol=1e-12)  # a single batch
+
+    class Shared(nn.Module):  # one PN layer on two different inputs: falls back to sweeps
+        def __init__(self):
+            super().__init__()
+            self.pn = norms.make_norm("pn", 2).double()
+            self.conv = nn.Conv2d(2, 2, 3, padding=1).double()
+
+        def forward(self, x):
+            return self.pn(self.conv(torch.relu(self.pn(x))))
+
+    torch.manual_seed(0)
+    # the lock-step sweep stops at the second call; one sweep per layer from the start
+    _one_sweep_vs_per_layer_sweeps(Shared(), data, rtol=1e-12, sweeps=2)
+
+
+def test_pn_one_sweep_refresh_reraises_model_errors():
+    class Fails(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.p1, self.p2 = norms.make_norm("pn", 2), norms.make_norm("pn", 2)
+
+        def forward(self, x):
+            h = self.p1(x)
+            if len(x) == 3:
+                raise ArithmeticError("batch of three")
+            return self.p2(h)
+
+    net = Fails()
+    with pytest.raises(ArithmeticError, match="batch of three"):
+        norms.refresh_population_stats(net, [torch.randn(4, 2, 2, 2), torch.randn(3, 2, 2, 2)],
+                                       passes=None)
+    assert all(l._sweep is None and l._acc is None for l in (net.p1, net.p2))
+    norms.refresh_population_stats(net, [torch.randn(4, 2, 2, 2)], passes=None)  # usable
 
 
 def test_pn_first_refresh_bootstraps_with_batch_statistics():

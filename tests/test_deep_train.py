@@ -45,7 +45,11 @@ class Crash(RuntimeError):
     (dict(schedule="linear"), "schedule must be one of constant, step, cosine, luo"),
     (dict(dataset="mnist"), "dataset must be one of"),
     (dict(device="tpu"), "device must be one of auto, cpu, cuda"),
-    (dict(device="cpu", amp=True), "amp and channels_last need device"),
+    (dict(amp="yes"), "amp must be True or False"),
+    (dict(channels_last=1), "channels_last must be True or False"),
+    (dict(compile="max-autotune"), "compile must be True or False"),
+    (dict(threads=0), r"threads must be an integer in \[1, inf\), got 0"),
+    (dict(threads=1.5), "threads must be an integer"),
     (dict(penalties=["l2"]), "NAME=COEF"),
     (dict(penalties={"l2": -1.0}), "coefficient must be in"),
     (dict(penalty_options={"l2": {}}), "penalty_options names penalties not in penalties"),
@@ -199,3 +203,203 @@ def test_divergence_is_reported_not_raised(tmp_path):
     last = json.loads((tmp_path / "div" / "log.jsonl").read_text().splitlines()[-1])
     assert last["diverged"] is True
     assert json.loads((tmp_path / "div" / "result.json").read_text())["diverged"] is True
+
+
+# ----------------------------------------------------------------------------- defaults pinned
+
+
+def _reference_history(cfg: TrainConfig) -> list:
+    """The epoch log lines of ``cfg`` by the loop of ``train`` as it stood before the CPU
+    options (commit a9e042d): one process, no PN layers, no files, CPU. Kept verbatim so
+    that a default ``TrainConfig`` is pinned to produce bit-identical histories."""
+    import random
+
+    import numpy as np
+    import torch.nn.functional as F
+
+    from perceptron_theory.deep.data import (
+        augment,
+        derive_seed,
+        iterate_minibatches,
+        make_dataset,
+    )
+    from perceptron_theory.deep.models import make_model
+    from perceptron_theory.deep.penalties import (
+        forward_with_record,
+        make_penalty,
+        param_groups,
+    )
+    from perceptron_theory.deep.train import evaluate
+
+    random.seed(cfg.seed)
+    np.random.seed(cfg.seed)
+    torch.manual_seed(cfg.seed)
+    bundle = make_dataset(cfg.dataset, data_dir=cfg.data_dir, val_fraction=cfg.val_fraction,
+                          subset=cfg.subset, test_subset=cfg.test_subset, seed=cfg.seed,
+                          device=torch.device("cpu"), amplitude=cfg.amplitude, snr=cfg.snr)
+    n_train = len(bundle.train_y)
+    spe = n_train // cfg.batch_size
+    torch.manual_seed(derive_seed(cfg.seed, 100))
+    model = make_model(cfg.model, norm=cfg.norm, num_classes=bundle.num_classes,
+                       in_channels=bundle.in_channels, image_size=bundle.image_size,
+                       norm_options=cfg.norm_options or None, **cfg.model_options)
+    penalties = [(name, make_penalty(name, coef, **cfg.penalty_options.get(name, {})))
+                 for name, coef in cfg.penalties]
+    needs = any(getattr(p, "needs_norm_inputs", False) for _, p in penalties)
+    opt = torch.optim.SGD(param_groups(model, weight_decay=cfg.weight_decay,
+                                       norm_decay=cfg.norm_decay,
+                                       scalar_decay=cfg.scalar_decay),
+                          lr=cfg.effective_lr, momentum=cfg.momentum)
+    history, step = [], 0
+    for epoch in range(1, cfg.epochs + 1):
+        model.train()
+        g_order = torch.Generator().manual_seed(derive_seed(cfg.seed, 300, epoch))
+        g_aug = torch.Generator().manual_seed(derive_seed(cfg.seed, 400, epoch, 0))
+        sums = torch.zeros(3 + len(penalties), dtype=torch.float64)
+        lr = learning_rate(cfg, step, spe)
+        diverged = False
+        for idx in iterate_minibatches(n_train, cfg.batch_size, generator=g_order,
+                                       drop_last=True):
+            xb, yb = bundle.train_x.index_select(0, idx), bundle.train_y.index_select(0, idx)
+            if cfg.augment:
+                xb = augment(xb, g_aug)
+            lr = learning_rate(cfg, step, spe)
+            for group in opt.param_groups:
+                group["lr"] = lr
+            record = forward_with_record(model, xb, record_norm_inputs=needs)
+            logits = record.logits.float()
+            ce = F.cross_entropy(logits, yb)
+            pen = [p(model, record, xb).float() for _, p in penalties]
+            loss = ce + sum(pen) if pen else ce
+            if not bool(torch.isfinite(loss.detach())):
+                diverged = True
+                break
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            step += 1
+            with torch.no_grad():
+                n_b = len(yb)
+                sums += torch.stack([ce.detach().double() * n_b,
+                                     (logits.argmax(1) == yb).sum().double(),
+                                     torch.tensor(float(n_b), dtype=torch.float64),
+                                     *[v.detach().double() * n_b for v in pen]])
+        sums = sums.tolist()
+        seen = sums[2]
+        m = {"epoch": epoch, "lr": lr, "train_loss": sums[0] / seen if seen else None,
+             "train_acc": sums[1] / seen if seen else None}
+        for (name, _), v in zip(penalties, sums[3:], strict=True):
+            m[f"penalty/{name}"] = v / seen if seen else None
+        if diverged:
+            m.update(diverged=True, diverged_epoch=epoch, diverged_step=step)
+            history.append(m)
+            break
+        for split in ("val", "test"):
+            x, y = bundle.split(split)
+            m[f"{split}_loss"], m[f"{split}_acc"] = evaluate(model, x, y, cfg.eval_batch_size)
+        model.train()
+        m["diverged"] = False
+        history.append(m)
+    return history
+
+
+@pytest.mark.parametrize("kwargs", [
+    dict(),
+    dict(augment=True, schedule="cosine", model_options={**TINY["model_options"], "dropout": 0.2},
+         penalties=["embedding-l2=1e-3", "gamma-decay=1e-4"],
+         penalty_options={"gamma-decay": {"adaptive": True}}),
+    dict(model="mlp", model_options={"hidden": 16}, norm="none", batch_size=8, epochs=1),
+    dict(lr=1e6, epochs=3),  # diverges: the same step and partial means are reported
+])
+def test_default_options_reproduce_the_reference_loop_bit_for_bit(tmp_path, kwargs):
+    cfg = tiny(**kwargs)
+    got = train(cfg, tmp_path / "run", progress=False).history
+    drop_time = lambda h: {k: v for k, v in h.items() if k != "time"}  # noqa: E731
+    assert [drop_time(h) for h in got] == _reference_history(cfg)
+
+
+@pytest.mark.parametrize("every", [1, 5, 1000])
+def test_divergence_report_does_not_depend_on_the_check_cadence(tmp_path, monkeypatch, every):
+    from perceptron_theory.deep import train as train_module
+
+    monkeypatch.setattr(train_module, "CHECK_EVERY", every)
+    cfg = tiny(lr=1e6, epochs=3)
+    got = train(cfg, tmp_path / "run", progress=False).history
+    assert got[-1]["diverged"] is True
+    assert [{k: v for k, v in h.items() if k != "time"} for h in got] == \
+        _reference_history(cfg)
+
+
+# ----------------------------------------------------------------------------- speed options
+
+# the keys of TrainConfig().to_dict() before the speed options (run-store keys hash them)
+_OLD_KEYS = ("model", "norm", "norm_options", "model_options", "penalties", "penalty_options",
+             "dataset", "data_dir", "subset", "test_subset", "val_fraction", "batch_size",
+             "epochs", "lr", "momentum", "weight_decay", "norm_decay", "scalar_decay",
+             "schedule", "lr_decay", "lr_milestones", "warmup_epochs", "augment", "amplitude",
+             "snr", "seed", "device", "amp", "channels_last", "deterministic",
+             "pn_refresh_every", "pn_samples", "eval_batch_size")
+
+
+def test_config_dicts_of_default_options_are_unchanged():
+    d = TrainConfig().to_dict()
+    assert tuple(d) == _OLD_KEYS
+    assert TrainConfig.from_dict(d) == TrainConfig()  # an old dict (no new keys) loads
+    fast = tiny(compile=True, threads=2, amp=True, channels_last=True)
+    e = json.loads(json.dumps(fast.to_dict()))
+    assert e["compile"] is True and e["threads"] == 2
+    assert TrainConfig.from_dict(e) == fast
+
+
+def test_threads_are_applied_and_restored(tmp_path):
+    before = torch.get_num_threads()
+    want = 2 if before != 2 else 1
+    seen = []
+
+    def probe(model, epoch, metrics):
+        seen.append(torch.get_num_threads())
+        if epoch == 2:
+            raise Crash
+
+    with pytest.raises(Crash):
+        train(tiny(threads=want), tmp_path / "run", callbacks=[probe], progress=False)
+    assert seen == [want, want]
+    assert torch.get_num_threads() == before  # restored, also after an exception
+    train(tiny(epochs=1), tmp_path / "none", callbacks=[probe], progress=False)
+    assert seen[-1] == before  # threads=None leaves the setting alone
+
+
+@pytest.mark.parametrize("kwargs", [
+    dict(amp=True),
+    dict(channels_last=True, norm="pn", pn_samples=64),
+    dict(amp=True, channels_last=True, model="mlp", model_options={"hidden": 16}),
+    # compile: tens of seconds cold (Inductor builds C++ kernels), seconds warm
+    dict(compile=True, model="mlp", model_options={"hidden": 16}),
+])
+def test_cpu_speed_options_train(tmp_path, kwargs):
+    cfg = tiny(epochs=1, **kwargs)
+    result = train(cfg, tmp_path / "run", progress=False)
+    assert not result.diverged and result.epochs_done == 1
+    assert math.isfinite(result.final["train_loss"]) and result.final["val_loss"] < 2.5
+    assert TrainConfig.from_dict(json.loads((tmp_path / "run" / "config.json").read_text())) \
+        == cfg
+
+
+def test_fsync_only_the_files_that_protect_data(tmp_path, monkeypatch):
+    import os
+
+    calls = []
+    real = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: calls.append(fd) or real(fd))
+    train(tiny(epochs=3), tmp_path / "run", progress=False)
+    # config.json, checkpoint.pt after each epoch, result.json; not the log lines
+    assert len(calls) == 3 + 2
+
+
+def test_amp_without_native_bf16_warns(tmp_path, monkeypatch, caplog):
+    from perceptron_theory.deep import train as train_module
+
+    monkeypatch.setattr(train_module, "_cpu_has_bf16", lambda: False)
+    with caplog.at_level("WARNING", logger="perceptron_theory.deep.train"):
+        train(tiny(epochs=1, amp=True), tmp_path / "run", progress=False)
+    assert "no native bfloat16" in caplog.text

@@ -9,7 +9,8 @@ writes into ``out_dir``:
     One JSON object per epoch: ``epoch, lr, train_loss, train_acc, val_loss, val_acc,
     test_loss, test_acc, penalty/<name>, time, diverged`` plus whatever the callbacks
     return. ``lr`` is the rate of the epoch's last step; ``train_*`` and ``penalty/*``
-    are means over the epoch's batches; ``time`` is seconds of wall clock.
+    are means over the epoch's batches; ``time`` is seconds of wall clock. Lines are
+    appended without ``fsync``: resuming rebuilds the log from the checkpoint.
 ``checkpoint.pt``
     Model, optimizer, schedule position, the Python / numpy / torch (and CUDA) RNG
     states and the history, written atomically after every epoch. It loads with
@@ -83,8 +84,8 @@ from .models import MODELS, make_model, model_options
 from .norms import NORMS, PopulationNorm, refresh_population_stats
 from .penalties import PENALTIES, forward_with_record, make_penalty, param_groups
 
-__all__ = ["BASE_BATCH", "SCHEDULES", "TrainConfig", "TrainResult", "evaluate",
-           "learning_rate", "load_checkpoint", "train"]
+__all__ = ["BASE_BATCH", "CHECK_EVERY", "SCHEDULES", "TrainConfig", "TrainResult", "evaluate",
+           "learning_rate", "load_checkpoint", "torch_threads", "train"]
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +121,11 @@ def _parse_penalties(value) -> tuple:
     return tuple(out)
 
 
+#: Fields added after the first release, with their defaults: left out of ``to_dict``
+#: when at the default so that dicts and run-store keys of existing runs stay valid.
+_LATE_FIELDS = {"compile": False, "threads": None}
+
+
 def _valid_model_options(model: str) -> tuple:
     """Keyword options of ``make_model`` for ``model`` that the config may set."""
     fixed = {"name", "norm", "num_classes", "in_channels", "image_size", "norm_options"}
@@ -141,6 +147,16 @@ class TrainConfig:
 
     Field names follow the CLI flags (``--model --norm --penalty NAME=COEF --dataset
     --batch-size --epochs --lr --device``).
+
+    Speed options. ``amp``, ``channels_last``, ``compile`` and ``threads`` can make
+    training faster and each changes the numbers when set; at their defaults (off, off,
+    off, ``None``) a run is bit for bit the one of the loop before they existed. Whether
+    they pay depends on the CPU: measure with ``benchmarks/deep.py --sections options``.
+    On a 2-core AVX2 EPYC (no native bfloat16), step speedups at batch 128 were:
+    channels-last 0.9-1.0x (small cnn) and 1.1x (default cnn), bf16 autocast 0.3-0.45x
+    and 0.1x (slower: emulated; ``train`` warns), ``torch.compile`` ~1.1x after ~30 s of
+    compilation (small cnn), and 2 threads instead of 1 from 1.2x on an idle machine to
+    0.3x with another process busy (torch's default wait policy).
 
     Parameters
     ----------
@@ -198,15 +214,29 @@ class TrainConfig:
     device : {"auto", "cpu", "cuda"}
         ``auto`` takes CUDA when available.
     amp : bool
-        bfloat16 autocast (CUDA only; ignored with a notice on the CPU).
+        bfloat16 autocast of the training and evaluation forward passes, on CUDA and on
+        the CPU. *Changes numerics.*
     channels_last : bool
-        Channels-last memory format (CUDA only; ignored on the CPU).
+        Channels-last (NHWC) memory format of the model and its image batches, on CUDA
+        and on the CPU. *Changes numerics* (other kernels: the last bits differ, and
+        training amplifies them).
+    compile : bool
+        ``torch.compile`` (Inductor) of the training forward (and so its backward); the
+        first steps pay the compilation (seconds to a minute on a CPU). Evaluation and
+        the PN refresh run the plain model. *Changes numerics* (fused, reordered float
+        operations).
+    threads : int, optional
+        ``torch.set_num_threads(threads)`` for the run, restored afterwards; ``None``
+        leaves the process's setting. *Changes numerics* bitwise (kernels split
+        reductions by thread count), which is why it is part of the configuration.
+        Under load from other processes, 1 thread is fastest (see ``benchmarks/deep.py``).
     deterministic : bool
         ``torch.use_deterministic_algorithms(True)`` for the run.
     pn_refresh_every : int
-        Re-estimate the population statistics of ``pn`` layers
-        (``norms.refresh_population_stats``, one exact sweep per PN layer) at the start of epochs
-        1, 1 + k, 1 + 2k, ... for k = ``pn_refresh_every``.
+        Re-estimate the population statistics of ``pn`` layers exactly
+        (``norms.refresh_population_stats(..., passes=None)``: one forward sweep over
+        ``pn_samples`` for all PN layers together) at the start of epochs 1, 1 + k,
+        1 + 2k, ... for k = ``pn_refresh_every``.
     pn_samples : int
         Training samples used for the population statistics (Luo et al.: 10k).
     eval_batch_size : int
@@ -242,6 +272,8 @@ class TrainConfig:
     device: str = "auto"
     amp: bool = False
     channels_last: bool = False
+    compile: bool = False
+    threads: int | None = None
     deterministic: bool = False
     pn_refresh_every: int = 1
     pn_samples: int = 10_000
@@ -303,13 +335,12 @@ class TrainConfig:
             put("snr", check_real("snr", self.snr, 0.0, lo_open=True))
         put("seed", check_int("seed", self.seed, lo=0))
         check_choice("device", self.device, DEVICES)
-        for name in ("augment", "amp", "channels_last", "deterministic"):
+        for name in ("augment", "amp", "channels_last", "compile", "deterministic"):
             if not isinstance(getattr(self, name), (bool, np.bool_)):
                 raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
             put(name, bool(getattr(self, name)))
-        if self.device == "cpu" and (self.amp or self.channels_last):
-            raise ValueError("amp and channels_last need device 'cuda' or 'auto', "
-                             "got device 'cpu'")
+        if self.threads is not None:
+            put("threads", check_int("threads", self.threads, lo=1))
         put("pn_refresh_every", check_int("pn_refresh_every", self.pn_refresh_every, lo=1))
         put("pn_samples", check_int("pn_samples", self.pn_samples, lo=2))
         put("eval_batch_size", check_int("eval_batch_size", self.eval_batch_size, lo=1))
@@ -320,9 +351,15 @@ class TrainConfig:
         return self.lr * self.batch_size / BASE_BATCH
 
     def to_dict(self) -> dict:
+        """JSON-able fields. Options added after the first release (``compile``,
+        ``threads``) appear only when they differ from their defaults, so a default
+        configuration has the same dict (and run-store key) as before."""
         d = asdict(self)
         d["penalties"] = [list(p) for p in self.penalties]
         d["lr_milestones"] = list(self.lr_milestones)
+        for name, default in _LATE_FIELDS.items():
+            if d[name] == default:
+                del d[name]
         return d
 
     @classmethod
@@ -449,9 +486,50 @@ def _has_population_norm(model: nn.Module) -> bool:
 
 
 def _autocast(device: torch.device, amp: bool):
-    if amp and device.type == "cuda":
-        return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
+    """bfloat16 autocast on ``device`` (CUDA or CPU) when ``amp``."""
+    if amp:
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
+
+
+def _cpu_has_bf16() -> bool:
+    """Whether oneDNN has native bfloat16 kernels on this CPU (AVX512-BF16 or AMX)."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # pragma: no cover - builds without oneDNN
+        return False
+
+
+def _memory_format(x: torch.Tensor, channels_last: bool) -> torch.Tensor:
+    """``x`` in channels-last layout when asked and it is an image batch."""
+    if channels_last and x.dim() == 4:
+        return x.contiguous(memory_format=torch.channels_last)
+    return x
+
+
+@contextlib.contextmanager
+def torch_threads(n: int | None):
+    """``torch.set_num_threads(n)`` inside the block, the previous count restored after;
+    ``None`` changes nothing.
+
+    >>> import torch
+    >>> before = torch.get_num_threads()
+    >>> with torch_threads(1):
+    ...     torch.get_num_threads()
+    1
+    >>> torch.get_num_threads() == before
+    True
+    """
+    prev = torch.get_num_threads()
+    if n is not None:
+        n = check_int("threads", n, lo=1)
+        if n != prev:
+            torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != prev:
+            torch.set_num_threads(prev)
 
 
 @torch.no_grad()
@@ -469,8 +547,7 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int
     for idx in iterate_minibatches(len(y), batch_size):
         idx = idx.to(x.device)
         xb, yb = x.index_select(0, idx), y.index_select(0, idx)
-        if channels_last:
-            xb = xb.contiguous(memory_format=torch.channels_last)
+        xb = _memory_format(xb, channels_last)
         with _autocast(x.device, amp):
             logits = model(xb).float()
         loss_sum += F.cross_entropy(logits, yb, reduction="sum").double()
@@ -508,6 +585,16 @@ class _Dist:
             dist.all_reduce(t)
         return t
 
+    def all_min(self, value: int) -> int:
+        if self.world_size > 1:
+            import torch.distributed as dist
+
+            t = torch.tensor([value], dtype=torch.int64,
+                             device="cuda" if dist.get_backend() == "nccl" else "cpu")
+            dist.all_reduce(t, op=dist.ReduceOp.MIN)
+            value = int(t)
+        return value
+
     def sync_buffers(self, model: nn.Module) -> None:
         """Rank 0's buffers (BN running statistics) everywhere, before evaluation."""
         if self.world_size > 1:
@@ -543,6 +630,8 @@ def _check_resume_config(out_dir: Path, config: TrainConfig) -> None:
     if not path.is_file():
         return
     saved = json.loads(path.read_text())
+    with contextlib.suppress(ValueError, TypeError):  # fill in fields added since
+        saved = _config_json(TrainConfig.from_dict(saved))
     now = _config_json(config)
     diff = sorted(k for k in set(saved) | set(now)
                   if k != "epochs" and saved.get(k) != now.get(k))
@@ -597,7 +686,10 @@ def train(config: TrainConfig, out_dir, *, resume: bool = False, progress=None,
     TrainResult
         Divergence (a non-finite loss) stops training and is reported as
         ``diverged=True`` with ``diverged_epoch`` and ``diverged_step`` in the last
-        log line; the checkpoint then still holds the last finite epoch.
+        log line; the checkpoint then still holds the last finite epoch. The loss is
+        checked every :data:`CHECK_EVERY` steps and at the end of every epoch, and the
+        report names the first non-finite step with the means of the steps before it,
+        as a check at every step would.
     """
     if not isinstance(config, TrainConfig):
         raise ValueError(f"config must be a TrainConfig, got {type(config).__name__}")
@@ -615,18 +707,18 @@ def train(config: TrainConfig, out_dir, *, resume: bool = False, progress=None,
 
     dist_ctx = _init_distributed(config.device)
     device = _resolve_device(config.device, dist_ctx.local_rank)
-    use_amp = config.amp and device.type == "cuda"
-    channels_last = config.channels_last and device.type == "cuda"
-    if (config.amp and not use_amp) or (config.channels_last and not channels_last):
-        log.warning("amp / channels_last apply to CUDA only; ignored on %s", device)
     if config.batch_size % dist_ctx.world_size:
         raise ValueError(f"batch_size must be a multiple of the world size "
                          f"{dist_ctx.world_size}, got {config.batch_size}")
+    if config.amp and device.type == "cpu" and not _cpu_has_bf16():
+        log.warning("amp: this CPU has no native bfloat16 (AVX512-BF16 / AMX); autocast "
+                    "emulates it and is usually several times slower than float32")
 
     try:
-        with _determinism(config.deterministic, device.type == "cuda"):
+        with _determinism(config.deterministic, device.type == "cuda"), \
+                torch_threads(config.threads):
             return _train(config, out_dir, resume, progress, callbacks, dist_ctx, device,
-                          use_amp, channels_last)
+                          config.amp, config.channels_last)
     finally:
         if dist_ctx.created:
             import torch.distributed as dist
@@ -673,6 +765,7 @@ def _train(config, out_dir, resume, progress, callbacks, dist_ctx, device, use_a
         recorder = DistributedDataParallel(
             recorder, device_ids=[device.index] if device.type == "cuda" else None)
     has_pn = _has_population_norm(model)
+    forward = torch.compile(recorder) if config.compile else recorder
 
     epoch, step, history = 0, 0, []
     if resume and ckpt_path.is_file():
@@ -689,9 +782,11 @@ def _train(config, out_dir, resume, progress, callbacks, dist_ctx, device, use_a
     if is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_json(out_dir / CONFIG_FILE, config.to_dict())
-        # The log is rebuilt from the checkpoint, dropping lines of an interrupted epoch.
+        # The log is rebuilt from the checkpoint, dropping lines of an interrupted epoch;
+        # so it needs no fsync (the checkpoint, config and result files get one).
         atomic_write_text(out_dir / LOG_FILE,
-                          "".join(json.dumps(h, default=_jsonable) + "\n" for h in history))
+                          "".join(json.dumps(h, default=_jsonable) + "\n" for h in history),
+                          fsync=False)
 
     bar = _progress_bar(progress if is_main else False, config.epochs, epoch)
     diverged = False
@@ -702,15 +797,16 @@ def _train(config, out_dir, resume, progress, callbacks, dist_ctx, device, use_a
             if has_pn and (epoch - 1) % config.pn_refresh_every == 0:
                 g_pn = torch.Generator().manual_seed(derive_seed(config.seed, 200, epoch))
                 idx = torch.randperm(n_train, generator=g_pn)[:config.pn_samples].to(device)
-                batches = [bundle.train_x.index_select(0, i)
+                batches = [_memory_format(bundle.train_x.index_select(0, i), channels_last)
                            for i in idx.split(config.eval_batch_size)]
-                refresh_population_stats(model, batches, passes=None)
+                refresh_population_stats(model, batches, passes=None)  # exact, one sweep
             model.train()
             g_order = torch.Generator().manual_seed(derive_seed(config.seed, 300, epoch))
             g_aug = torch.Generator().manual_seed(
                 derive_seed(config.seed, 400, epoch, dist_ctx.rank))
             sums = torch.zeros(3 + len(penalties), dtype=torch.float64, device=device)
             lr = learning_rate(config, step, steps_per_epoch)
+            window = _Window()
             for idx in iterate_minibatches(n_train, config.batch_size, generator=g_order,
                                            drop_last=True):
                 if dist_ctx.world_size > 1:
@@ -720,32 +816,32 @@ def _train(config, out_dir, resume, progress, callbacks, dist_ctx, device, use_a
                 yb = bundle.train_y.index_select(0, idx)
                 if config.augment:
                     xb = augment(xb, g_aug)
-                if channels_last:
-                    xb = xb.contiguous(memory_format=torch.channels_last)
+                xb = _memory_format(xb, channels_last)
                 lr = learning_rate(config, step, steps_per_epoch)
                 for group in optimizer.param_groups:
                     group["lr"] = lr
                 with _autocast(device, use_amp):
-                    record = recorder(xb)
+                    record = forward(xb)
                     logits = record.logits.float()
                     ce = F.cross_entropy(logits, yb)
                     pen = [p(model, record, xb).float() for _, p in penalties]
                     loss = ce + sum(pen) if pen else ce
-                finite = torch.isfinite(loss.detach()).to(torch.float64).reshape(1)
-                if float(dist_ctx.all_sum(finite)) < dist_ctx.world_size:
-                    diverged = True
-                    break
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
                 step += 1
-                with torch.no_grad():
-                    n_b = len(yb)
-                    sums += torch.stack([ce.detach().double() * n_b,
-                                         (logits.argmax(1) == yb).sum().double(),
-                                         torch.tensor(float(n_b), dtype=torch.float64,
-                                                      device=device),
-                                         *[v.detach().double() * n_b for v in pen]])
+                window.add(loss, ce, pen, logits, yb)
+                if len(window) == CHECK_EVERY:
+                    sums, bad = window.flush(sums, step, dist_ctx)
+                    if bad is not None:
+                        diverged, step = True, bad
+                        break
+            if not diverged and len(window):
+                sums, bad = window.flush(sums, step, dist_ctx)
+                if bad is not None:
+                    diverged, step = True, bad
+            if diverged:
+                lr = learning_rate(config, step, steps_per_epoch)  # the diverged step's
             sums = dist_ctx.all_sum(sums).cpu().tolist()
             seen = sums[2]
             metrics = {"epoch": epoch, "lr": lr,
@@ -795,16 +891,70 @@ def _train(config, out_dir, resume, progress, callbacks, dist_ctx, device, use_a
     return result
 
 
+#: Steps between finiteness checks of the training loss (and at every epoch's end).
+CHECK_EVERY = 32
+
+
+class _Window:
+    """The steps since the last finiteness check, for :meth:`flush`.
+
+    ``train`` checks the loss every :data:`CHECK_EVERY` steps instead of at every step
+    (a check is a device synchronization and a few small ops). The check finds the first
+    non-finite loss of the window, so divergence is reported at the same step, with the
+    same partial means, as a check at every step would: the steps before it are added
+    to the epoch's sums one by one in order (a cumulative sum from the previous sums),
+    the steps from it on are dropped. The parameters did take those (non-finite) steps,
+    but training stops, no checkpoint is written, and the last one is the last finite
+    epoch.
+    """
+
+    def __init__(self):
+        self.losses, self.ce, self.pen, self.logits, self.labels = [], [], [], [], []
+
+    def __len__(self) -> int:
+        return len(self.losses)
+
+    def add(self, loss, ce, pen, logits, labels) -> None:
+        self.losses.append(loss.detach())
+        self.ce.append(ce.detach())
+        self.pen.append([v.detach() for v in pen])
+        self.logits.append(logits.detach())
+        self.labels.append(labels)
+
+    def flush(self, sums: torch.Tensor, step: int, dist_ctx: _Dist):
+        """``(sums + the finite steps' sums, the global step of the first non-finite loss
+        on any rank or None)``, ``step`` being the global step after the window; the
+        window is emptied."""
+        k = len(self.losses)
+        finite = torch.isfinite(torch.stack(self.losses))
+        good = k if bool(finite.all()) else int(finite.logical_not().nonzero()[0, 0])
+        good = dist_ctx.all_min(good)
+        if good:
+            n_b = torch.tensor([float(len(y)) for y in self.labels[:good]],
+                               dtype=torch.float64, device=sums.device)
+            correct = (torch.stack(self.logits[:good]).argmax(2)
+                       == torch.stack(self.labels[:good])).sum(1).double()
+            cols = [torch.stack(self.ce[:good]).double() * n_b, correct, n_b]
+            cols += [torch.stack([p[i] for p in self.pen[:good]]).double() * n_b
+                     for i in range(len(self.pen[0]))]
+            rows = torch.stack(cols, 1)
+            # a cumulative sum starting from ``sums`` adds the steps one at a time in order,
+            # as ``sums += row`` at every step did (the same float64 roundings)
+            sums = torch.cat([sums[None], rows]).cumsum(0)[-1]
+        self.__init__()
+        return sums, (None if good == k else step - k + good)
+
+
 def _short(metrics: dict) -> str:
     keys = ("train_loss", "val_acc", "test_acc")
     return " ".join(f"{k}={metrics[k]:.4g}" for k in keys if metrics.get(k) is not None)
 
 
 def _append_line(path: Path, obj: dict) -> None:
+    """Append one log line (no fsync: ``train(resume=True)`` rebuilds the log from the
+    checkpoint, which is synced)."""
     with open(path, "a", encoding="utf-8") as f:
         f.write(json.dumps(obj, default=_jsonable) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
 
 
 def _save_checkpoint(path, model, optimizer, epoch, step, history, config) -> None:
