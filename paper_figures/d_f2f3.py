@@ -3,7 +3,7 @@ r"""Figs. 2 and 3 of Dauphin & Cubuk (2021): embedding and output norms, with an
 Symbol map: :math:`E\lVert\mathrm{Emb}\rVert^2` = ``embedding_sq`` = the mean over
 validation samples of the squared norm of the embedding (input of the classifier),
 :math:`E\lVert NN\rVert^2` = ``output_sq`` = that of the logits, both from the ``norms``
-probe (:func:`perceptron_theory.deep.probes.norms_probe`, eval mode, 256 validation
+probe (:func:`perceptron_theory.deep.probes.norms_probe`, eval mode, 1000 validation
 samples) after every epoch; ``val_acc`` = validation accuracy; :math:`\lambda` = the
 embedding-L2 coefficient (penalty :math:`\lambda\, E\lVert\mathrm{Emb}\rVert^2` added to
 the loss; ``embedding-l2`` of :mod:`perceptron_theory.deep.penalties`).
@@ -11,7 +11,8 @@ the loss; ``embedding-l2`` of :mod:`perceptron_theory.deep.penalties`).
 Setup: the D-T3 / D-F2F3 runs, cached per process and shared with those checks:
 :func:`validation.d_t3.grid` (baseline = no norm, BN, no norm + EL2 at
 :data:`validation.d_t3.EL2_COEF`) and :func:`validation.d_f2f3.small_el2_grid` (EL2 at
-:data:`validation.d_f2f3.EL2_SMALL`) -- an MLP on the Fashion-MNIST subset of
+:data:`validation.d_f2f3.EL2_SMALL`) -- the arms of :mod:`validation._dauphin` (the
+shared CNN run below full, WRN-16-4 at full) on the Fashion-MNIST subset of
 :mod:`validation._deep`, seeds of the size's scale. The paper's Fig. 2 is a ResNet on
 CIFAR-10 / ImageNet over a full schedule, its Fig. 3 ImageNet.
 
@@ -121,9 +122,9 @@ def panels(d: dict, size: str) -> list[plotting.Plot]:
 def main(out_dir="paper_figures_out", size: str = "full") -> list[Path]:
     """Train (or reuse) the D-T3 / D-F2F3 runs, draw ``d_f2f3.png``, write ``d_f2f3.json``.
 
-    ``size``: The settings and seeds of :mod:`validation.d_t3` at that size: ``"tiny"`` (two
-    epochs of an 8-unit MLP, seconds), ``"quick"``, ``"full"`` (all of Fashion-MNIST, 20
-    epochs, five seeds). Arguments and outputs: :func:`paper_figures._common.draw`.
+    ``size``: The settings and seeds of :mod:`validation.d_t3` at that size: ``"tiny"`` (one
+    epoch of a 2/2/4/4-channel CNN, seconds), ``"quick"``, ``"full"`` (all of
+    Fashion-MNIST, WRN-16-4, five seeds). Arguments and outputs: :func:`paper_figures._common.draw`.
     """
     return draw("d_f2f3", out_dir, size, figure_data, panels, ncols=3,
                 constants={"sweep": SWEEP, "fig2": FIG2, "seed": SEED, "offset": OFFSET})

@@ -5,11 +5,12 @@ accuracy with dropout of rate :math:`p` = :data:`validation.d_t3.P_DROP` on the 
 (:math:`NN(x) = W[\mathrm{Emb}(x)\odot m/(1-p)] + b`, averaged over
 :data:`validation.d_t3.MASKS` seeded masks :math:`m`), ``drop`` = ``acc - acc_dropout``
 (:func:`perceptron_theory.deep.probes.dropout_probe`); :math:`E\lVert\mathrm{Emb}\rVert^2`
-= ``embedding_sq`` (``norms`` probe on 256 validation samples). Accuracies are plotted in
+= ``embedding_sq`` (``norms`` probe on 1000 validation samples). Accuracies are plotted in
 percent, drops in percentage points (the paper's unit).
 
 Setup: the runs of :func:`validation.d_t3.grid` (cached per process: the figure and the
-D-T3 check share them) -- an MLP trained without dropout, baseline (no norm) / BN /
+D-T3 check share them) -- the arms of :mod:`validation._dauphin` trained without
+dropout (the shared CNN run below full, WRN-16-4 at full), no BN / BN /
 no norm + embedding L2 (coefficient :data:`validation.d_t3.EL2_COEF`), on the
 Fashion-MNIST subset of :mod:`validation._deep`, seeds of the size's scale; the probes
 run after the last epoch on the validation split. The paper's numbers are ResNet-50 on
@@ -108,9 +109,9 @@ def panels(d: dict, size: str) -> list[plotting.Plot]:
 def main(out_dir="paper_figures_out", size: str = "full") -> list[Path]:
     """Train (or reuse) D-T3's runs, draw ``d_t3.png`` and write ``d_t3.json``.
 
-    ``size``: The settings and seeds of :mod:`validation.d_t3` at that size: ``"tiny"`` (two
-    epochs of an 8-unit MLP, seconds), ``"quick"``, ``"full"`` (all of Fashion-MNIST, 20
-    epochs, five seeds). Arguments and outputs: :func:`paper_figures._common.draw`.
+    ``size``: The settings and seeds of :mod:`validation.d_t3` at that size: ``"tiny"`` (one
+    epoch of a 2/2/4/4-channel CNN, seconds), ``"quick"``, ``"full"`` (all of
+    Fashion-MNIST, WRN-16-4, five seeds). Arguments and outputs: :func:`paper_figures._common.draw`.
     """
     return draw("d_t3", out_dir, size, figure_data, panels, ncols=3,
                 constants={"labels": LABELS, "seed": SEED, "paper_drop": d_t3.PAPER_DROP,

@@ -7,51 +7,58 @@ to Dropout than the baseline" -- accuracy drop 22.8 +- 0.1 (baseline), 11.0 +- 0
 the embedding perturbs the logits by an amount that grows with
 :math:`\\lVert\\mathrm{Emb}(x)\\rVert`, which BN and EL2 keep small.
 
-Records (paired by seed; ``drop = acc - acc_dropout`` from
-:func:`perceptron_theory.deep.probes.dropout_probe` with ``p = 0.5``, 10 masks, on the
-validation split after the last epoch, eval mode):
+Headline: drop(BN) < drop(no BN), paired by seed. ``drop = acc - acc_dropout`` from
+:func:`perceptron_theory.deep.probes.dropout_probe` (p = 0.5, 10 masks, all validation
+images, eval mode, after the last epoch). Secondary: drop(EL2) < drop(no BN); mechanism:
+:math:`E\\lVert\\mathrm{Emb}\\rVert^2` of BN and of EL2 below no BN's (log scale).
 
-* drop(BN) < drop(baseline);
-* drop(EL2) < drop(baseline);
-* mechanism: E||Emb||^2 of BN and of EL2 below the baseline's (``norms`` probe).
+Arms (:mod:`validation._dauphin`): no BN, BN, no BN + embedding L2 0.5 (Table 1's
+coefficient) on the shared CNN run of :func:`validation._deep.base` (the paper's ResNet-50
+is beyond two CPU cores; below full the He-initialized CNN takes the place of the Fixup
+baseline -- see :mod:`validation._dauphin`); at full the WRN-16-4 family (no BN = Fixup).
+quick: no BN and BN, one seed (2 base runs, shared with D-F2/F3 and D-eq1); cpu: all
+three arms, 3 seeds (9 base runs, all shared with D-T1/T2, D-F2/F3, D-eq1, D-single).
+Floor: every arm at Fashion-MNIST val accuracy >= 0.85.
 
-Setup. Quick: Annamalai's MLP narrowed to two hidden layers of 64 ReLU units (``mlp``,
-``layers=2``), norm ``none`` (baseline) / ``bn`` / ``none`` + embedding L2 (coefficient 0.5,
-Dauphin's Table 1), SGD momentum 0.9, lr 0.2 at batch 128 (batch 32, so 0.05 actual),
-weight decay 5e-4, 3 epochs on the 800-image Fashion-MNIST split of ``_deep``'s quick
-scale, three seeds. Full: 300 hidden units, all of Fashion-MNIST, 20 epochs, five seeds.
+Seeds (cpu) by :func:`~validation._deep.seeds_for_power`: Table 3 has BN cut the
+baseline's drop by (22.8 - 11.0)/22.8 = 52%; for a baseline drop of at least 5 points
+(assumed before any run) that is an effect >= 0.026 in accuracy, against the paired
+spread ``SD_ACC`` = 0.0065: ceil((2 x 0.0065 / 0.026)^2) = 1, so the minimum 3. (EL2's cut,
+19%, is >= 0.0095 at that drop: ceil((2 x 0.0065 / 0.0095)^2) = 2, also 3.)
 
-The same runs (one grid per size and seed, cached in the process) serve D-F2/F3
-(:mod:`validation.d_f2f3`): the callback records the ``norms`` probe after every epoch.
+``probes_callback`` below is the old MLP callback, kept unchanged for L-F2ef, whose runs
+the run store keys on it; the Dauphin arms use :func:`validation._dauphin.probes_callback`.
 """
 
 from __future__ import annotations
 
-import functools
+import numpy as np
 
-from validation import _deep
+from validation import _dauphin, _deep
 from validation._core import CheckResult, register
 
 CLAIM = "D-T3"
-TITLE = "Accuracy drop under 50% test-time dropout: baseline vs BN vs embedding L2 (Table 3)"
-P_DROP = 0.5  # Table 3
-MASKS = 10
-EL2_COEF = 0.5  # Dauphin's Table 1 (CIFAR-10)
-N_PROBE = 256  # validation samples of the norms probe
-BASE, BN, EL2 = "baseline (no BN)", "BN", "embedding L2"
-SETTINGS = {
-    "tiny": dict(model_options={"hidden": 8, "layers": 2}, batch_size=20, epochs=2),
-    "quick": dict(model_options={"hidden": 64, "layers": 2}, batch_size=32, epochs=3),
-    "full": dict(model_options={"hidden": 300, "layers": 2}, batch_size=128, epochs=20),
-}
+TITLE = "Accuracy drop under 50% test-time dropout: no BN vs BN vs embedding L2 (Table 3)"
+STATEMENT = ("Networks trained with BatchNorm or embedding L2 lose much less accuracy than "
+             "the baseline when 50% dropout is applied to the embedding at test time")
+P_DROP, MASKS, EL2_COEF = _dauphin.P_DROP, _dauphin.MASKS, _dauphin.EL2_COEF
+N_PROBE = 256  # validation samples of the norms probe of probes_callback (L-F2ef)
+BASE, BN, EL2 = _dauphin.NO_BN, _dauphin.BN, _dauphin.EL2
+LABELS = (BASE, BN, EL2)
+#: arms per size (quick: the headline pair) and cpu seeds (module docstring)
+ARMS = {"tiny": LABELS, "quick": (BASE, BN), "cpu": LABELS, "full": LABELS}
+N_SEEDS = {"cpu": 3}
+#: the shared SGD run per size (the arms' overrides are in validation._dauphin.ARMS)
+SETTINGS = {size: _deep.base(size) for size in _deep.SIZES}
 #: Table 3's accuracy drops (percentage points)
 PAPER_DROP = {BASE: 22.8, BN: 11.0, EL2: 18.5}
 
 
 def probes_callback(config: dict) -> list:
-    """Callback factory: the ``norms`` probe after every epoch (keys ``embedding_sq``,
-    ``output_sq``, ``gamma_sq_mean``) and the ``dropout`` probe after the last one
-    (``dropout_drop``, ``dropout_acc``), both on the validation split."""
+    """Callback factory of L-F2ef's runs (kept as it was: the run store keys on it): the
+    ``norms`` probe after every epoch (keys ``embedding_sq``, ``output_sq``,
+    ``gamma_sq_mean``) and the ``dropout`` probe after the last one (``dropout_drop``,
+    ``dropout_acc``), both on the validation split."""
     from perceptron_theory.deep.probes import dropout_probe, norms_probe, run_dataset
 
     bundle = run_dataset(config)
@@ -70,40 +77,33 @@ def probes_callback(config: dict) -> list:
     return [cb]
 
 
-@functools.lru_cache(maxsize=4)
-def grid(size: str, seed: int) -> _deep.Runs:
-    """Baseline / BN / EL2 runs of ``size`` with the probes callback (shared with D-F2/F3)."""
-    s = SETTINGS[size]
-    base = dict(model="mlp", model_options=s["model_options"], batch_size=s["batch_size"],
-                epochs=s["epochs"], lr=0.2, momentum=0.9, weight_decay=5e-4,
-                schedule="constant")
-    variants = {BASE: dict(norm="none"), BN: dict(norm="bn"),
-                EL2: dict(norm="none", penalties={"embedding-l2": EL2_COEF})}
-    return _deep.run_grid(base, variants, _deep.SCALES[size], seed,
-                          callback_factory="validation.d_t3:probes_callback")
+def grid(size: str, seed: int, labels=LABELS) -> _deep.Runs:
+    """The runs of ``labels`` (default all three arms) at ``size`` (cpu: 3 seeds), shared
+    with the other Dauphin checks (:func:`validation._dauphin.grid`)."""
+    return _dauphin.grid(labels, size, seed, n_seeds=N_SEEDS.get(size))
 
 
 @register(CLAIM, TITLE, paper="Dauphin & Cubuk 2021, Sec. 4.4 and Table 3")
 def check(quick: bool = True, seed: int = 0, size: str | None = None) -> CheckResult:
     size = _deep.resolve_size(quick, size)
-    runs = grid(size, seed)
+    runs = grid(size, seed, ARMS[size])
     o = _deep.ordering
-    comps = [
-        o(CLAIM, f"test-time dropout accuracy drop: {BN} < {BASE}", runs, BN, BASE,
-          "dropout_drop", higher_is_better=False,
-          note=f"Table 3: {PAPER_DROP[BN]} vs {PAPER_DROP[BASE]} points"),
-        o(CLAIM, f"test-time dropout accuracy drop: {EL2} < {BASE}", runs, EL2, BASE,
-          "dropout_drop", higher_is_better=False,
-          note=f"Table 3: {PAPER_DROP[EL2]} vs {PAPER_DROP[BASE]} points"),
-        o(CLAIM, f"mechanism: E|Emb|^2 {BN} < {BASE}", runs, BN, BASE, "embedding_sq",
-          higher_is_better=False, note="Sec. 3.1: the drop grows with the embedding norm"),
-        o(CLAIM, f"mechanism: E|Emb|^2 {EL2} < {BASE}", runs, EL2, BASE, "embedding_sq",
-          higher_is_better=False, note="Sec. 3.1: EL2 penalizes the embedding norm"),
-    ]
+    comps = [o(CLAIM, f"test-time dropout accuracy drop: {BN} < {BASE}", runs, BN, BASE,
+               "dropout_drop", higher_is_better=False, headline=True,
+               note=f"Table 3: {PAPER_DROP[BN]} vs {PAPER_DROP[BASE]} points")]
+    if EL2 in runs.labels:
+        comps.append(o(CLAIM, f"test-time dropout accuracy drop: {EL2} < {BASE}", runs, EL2,
+                       BASE, "dropout_drop", higher_is_better=False,
+                       note=f"Table 3: {PAPER_DROP[EL2]} vs {PAPER_DROP[BASE]} points"))
+    for lab in (BN, EL2):
+        if lab in runs.labels:
+            comps.append(o(CLAIM, f"mechanism: E|Emb|^2 {lab} < {BASE}", runs, lab, BASE,
+                           "embedding_sq", higher_is_better=False, transform=np.log,
+                           note="log scale; Sec. 3.1: the drop grows with the embedding "
+                                "norm"))
     plots = (_deep.curve_plot(f"{CLAIM}: E|Emb|^2 on val ({size})", runs, "embedding_sq",
                               "E |Emb(x)|^2"),
              *_deep.training_plots(CLAIM, runs)[1:])
-    s = SETTINGS[size]
     table = "; ".join(
         f"{lab}: clean acc {_deep.fmt_pm(runs.final(lab, 'clean_acc'))}, drop "
         f"{_deep.fmt_pm(runs.final(lab, 'dropout_drop'))}, E|Emb|^2 "
@@ -111,8 +111,9 @@ def check(quick: bool = True, seed: int = 0, size: str | None = None) -> CheckRe
     summary = (
         "Prediction (Dauphin & Cubuk Table 3): nets trained with BN or embedding L2 lose less "
         "accuracy than the baseline when 50% dropout is applied to the embedding at test time "
-        f"(22.8 / 11.0 / 18.5 points). MLP {s['model_options']}, batch {s['batch_size']}, "
-        f"{s['epochs']} epochs, EL2 coefficient {EL2_COEF}; dropout p = {P_DROP}, {MASKS} "
-        f"masks on the validation split. {runs.describe()}. Final (mean +- stderr): {table}."
+        f"(22.8 / 11.0 / 18.5 points on ResNet-50). Arms on {_dauphin.describe_family(size)}; "
+        f"EL2 coefficient {EL2_COEF:g}; dropout p = {P_DROP:g}, {MASKS} masks on the "
+        f"validation split. {runs.describe()}. Final (mean +- stderr): {table}."
         + _deep.summary_tail(runs))
-    return CheckResult(CLAIM, TITLE, tuple(comps), plots, summary)
+    return CheckResult(CLAIM, TITLE, tuple(comps), plots, summary, statement=STATEMENT,
+                       dataset=runs.dataset, size=size)
