@@ -87,17 +87,17 @@ def _ok(acc=0.9):
     return {"val_acc": acc, "val_loss": Seeds([0.30, 0.31, 0.29]), "train_loss": 0.25}
 
 
-def test_l_f2gh_headline_invalid_when_bn_dropout_is_under_its_floor(monkeypatch):
+def test_l_f2gh_headline_invalid_when_wn_dropout_is_under_its_floor(monkeypatch):
     a = l_f2gh.arms("cpu")
     vals = {a[k][0]: _ok() for k in l_f2gh.ARMS["cpu"]}
-    vals[a["bnd_large"][0]] = _ok(acc=0.5)
+    vals[a["wnd"][0]] = _ok(acc=0.5)
     monkeypatch.setattr(_deep, "run_grid", lambda *args, **kw: _hand_runs(vals))
     res = l_f2gh.check(size="cpu")
     assert res.verdict == "invalid" and "not trained" in res.headline.note
-    assert res.headline.quantity.startswith("val loss: BN M=512 +")
+    assert res.headline.quantity.startswith("val accuracy: WN +")
     # records not involving the untrained arm keep a verdict
-    wn = [c for c in res.comparisons if c.quantity.startswith("val loss: WN +")]
-    assert wn and wn[0].verdict != "invalid"
+    bn = [c for c in res.comparisons if c.quantity.startswith("val loss: BN M=512 +")]
+    assert bn and bn[0].verdict != "invalid"
 
 
 def test_l_f2ab_headline_invalid_when_pn_is_under_its_floor(monkeypatch):
