@@ -52,7 +52,7 @@ def _per_seed(rec: dict) -> dict:
 
 
 def figure_data(check_size: str) -> dict:
-    spectra = r_f4f6.spectra(check_size, SEED)
+    spectra = r_f4f6.spectra(check_size, SEED, r_f4f6.NORMS)
     return {"settings": r_f4f6.SETTINGS[check_size], "norms": list(r_f4f6.NORMS), "k": r_f4f6.K,
             "runs": {nm: [_per_seed(r) for r in recs] for nm, recs in spectra.items()}}
 
