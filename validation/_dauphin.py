@@ -105,6 +105,24 @@ def arm(label: str, size: str, fam: str | None = None) -> dict:
     return dict(model="wrn", model_options={**WRN_OPTIONS[size], **model_flags}, **over)
 
 
+def norms_and_dropout(model, bundle, last: bool, n_probe: int) -> dict:
+    """The ``norms`` probe on ``n_probe`` validation samples (``embedding_sq``,
+    ``output_sq``, ``gamma_sq_mean``) and, when ``last``, the ``dropout`` probe
+    (``dropout_drop``, ``dropout_acc``, ``clean_acc``): one epoch's entries of the
+    Dauphin callbacks."""
+    from perceptron_theory.deep.probes import dropout_probe, norms_probe
+
+    nb = norms_probe(model, bundle, split="val", n=n_probe)
+    g2 = [g for g in (nb["gamma_sq"] or []) if g is not None]
+    out = {"embedding_sq": nb["embedding_sq"], "output_sq": nb["output_sq"],
+           "gamma_sq_mean": sum(g2) / len(g2) if g2 else None}
+    if last:
+        dp = dropout_probe(model, bundle, p=P_DROP, masks=MASKS, split="val")
+        out.update(dropout_drop=dp["drop"], dropout_acc=dp["acc_dropout"],
+                   clean_acc=dp["acc"])
+    return out
+
+
 def probes_callback(config: dict) -> list:
     r"""Callback factory of every Dauphin arm, on the run's validation split.
 
@@ -118,19 +136,13 @@ def probes_callback(config: dict) -> list:
     one batch, whose ``dauphin_eq1`` entries are recorded as ``eq1_<key>`` (D-eq1;
     absent for nets without a norm layer).
     """
-    from perceptron_theory.deep.probes import dropout_probe, norms_probe, run_dataset
+    from perceptron_theory.deep.probes import norms_probe, run_dataset
 
     bundle = run_dataset(config)
 
     def cb(model, epoch, metrics):
-        nb = norms_probe(model, bundle, split="val", n=N_PROBE)
-        g2 = [g for g in (nb["gamma_sq"] or []) if g is not None]
-        out = {"embedding_sq": nb["embedding_sq"], "output_sq": nb["output_sq"],
-               "gamma_sq_mean": sum(g2) / len(g2) if g2 else None}
+        out = norms_and_dropout(model, bundle, epoch == config["epochs"], N_PROBE)
         if epoch == config["epochs"]:
-            dp = dropout_probe(model, bundle, p=P_DROP, masks=MASKS, split="val")
-            out.update(dropout_drop=dp["drop"], dropout_acc=dp["acc_dropout"],
-                       clean_acc=dp["acc"])
             eq1 = (norms_probe(model, bundle, split="val", n=N_EQ1,
                                coef=float(config["weight_decay"]))["dauphin_eq1"]
                    if config["model"] == "cnn" else None)

@@ -59,20 +59,12 @@ def probes_callback(config: dict) -> list:
     ``norms`` probe after every epoch (keys ``embedding_sq``, ``output_sq``,
     ``gamma_sq_mean``) and the ``dropout`` probe after the last one (``dropout_drop``,
     ``dropout_acc``), both on the validation split."""
-    from perceptron_theory.deep.probes import dropout_probe, norms_probe, run_dataset
+    from perceptron_theory.deep.probes import run_dataset
 
     bundle = run_dataset(config)
 
     def cb(model, epoch, metrics):
-        nb = norms_probe(model, bundle, split="val", n=N_PROBE)
-        g2 = [g for g in (nb["gamma_sq"] or []) if g is not None]
-        out = {"embedding_sq": nb["embedding_sq"], "output_sq": nb["output_sq"],
-               "gamma_sq_mean": sum(g2) / len(g2) if g2 else None}
-        if epoch == config["epochs"]:
-            dp = dropout_probe(model, bundle, p=P_DROP, masks=MASKS, split="val")
-            out.update(dropout_drop=dp["drop"], dropout_acc=dp["acc_dropout"],
-                       clean_acc=dp["acc"])
-        return out
+        return _dauphin.norms_and_dropout(model, bundle, epoch == config["epochs"], N_PROBE)
 
     return [cb]
 
