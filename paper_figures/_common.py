@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 from pathlib import Path
 
@@ -10,6 +11,37 @@ import numpy as np
 
 from perceptron_theory import plotting
 from perceptron_theory._io import atomic_write_json
+
+#: where :func:`units` keeps results: set by :func:`options` (the ``figure`` command)
+_OPTIONS = {"store": None, "rerun": False}
+
+
+@contextlib.contextmanager
+def options(*, store=None, rerun: bool = False):
+    """Inside the block, :func:`units` reads and writes ``store`` (a
+    :class:`~perceptron_theory.store.Store`; None: no store) and ``rerun`` recomputes."""
+    prev = dict(_OPTIONS)
+    _OPTIONS.update(store=store, rerun=rerun)
+    try:
+        yield
+    finally:
+        _OPTIONS.update(prev)
+
+
+def units(function: str, configs: list[dict]) -> list:
+    """``function(**config)`` for each config, as units of
+    :mod:`perceptron_theory.executor`: in parallel on the current executor (a local pool
+    of ``os.cpu_count()`` workers unless the command line chose another), each result
+    read from / kept in the run store of :func:`options`. ``function`` is
+    ``"paper_figures.X:name"`` and returns a JSON-able dict."""
+    import os
+
+    from perceptron_theory import executor
+
+    us = [executor.Unit(function, c, kind="figure") for c in configs]
+    ex = executor.current(min(len(us), os.cpu_count() or 1))
+    return executor.run_units(us, executor=ex, store=_OPTIONS["store"],
+                              rerun=_OPTIONS["rerun"])
 
 
 def write_document(path, figure: str, size: str, constants: dict, data: dict,

@@ -41,7 +41,8 @@ from pathlib import Path
 
 import numpy as np
 
-from paper_figures._common import run_cli, write_document
+from paper_figures import _common
+from paper_figures._common import run_cli, units, write_document
 from perceptron_theory import plotting
 from perceptron_theory.theory import generalization as gen
 from validation import l_f1a
@@ -109,14 +110,18 @@ def simulation(cfg: dict) -> dict:
     ``bn``: BN's test error with running averages (control-variate mean and SE);
     ``bn_corrected``: less the EMA readout noise and the initial-weight term; ``wn``: WN.
     """
-    rows = []
-    for a in cfg["sim_alphas"]:
-        o = l_f1a.bn_stats(l_f1a.bn_offline(cfg["sim_N"], a, cfg["sim_seeds"], 0,
-                                            epochs=cfg["sim_epochs"]))
-        rows.append({"alpha": a, "epochs": o["epochs"], "bn": list(o["eps_cv"]),
-                     "bn_corrected": list(o["corrected"]), "wn": list(o["wn_eps"])})
+    rows = units("paper_figures.fig1a:simulation_point",
+                 [{"cfg": cfg, "alpha": a} for a in cfg["sim_alphas"]])
     return {"N": cfg["sim_N"], "seeds": cfg["sim_seeds"], "batch_size": BATCH,
             "zeta_wn_per_sample": l_f1a.ZETA_WN, "points": rows}
+
+
+def simulation_point(cfg: dict, alpha: float) -> dict:
+    """One load of :func:`simulation` (a unit of the executor and the run store)."""
+    o = l_f1a.bn_stats(l_f1a.bn_offline(cfg["sim_N"], alpha, cfg["sim_seeds"], 0,
+                                        epochs=cfg["sim_epochs"]))
+    return _common.clean({"alpha": alpha, "epochs": o["epochs"], "bn": list(o["eps_cv"]),
+                          "bn_corrected": list(o["corrected"]), "wn": list(o["wn_eps"])})
 
 
 # ------------------------------------------------------------------------------- panels

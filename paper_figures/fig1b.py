@@ -39,7 +39,8 @@ from pathlib import Path
 import numpy as np
 from scipy.optimize import minimize_scalar
 
-from paper_figures._common import run_cli, write_document
+from paper_figures import _common
+from paper_figures._common import run_cli, units, write_document
 from perceptron_theory import plotting
 from perceptron_theory.theory import generalization as gen
 from perceptron_theory.theory import replica
@@ -125,14 +126,18 @@ def finite_n(cfg: dict) -> dict:
 
 def simulation(cfg: dict) -> dict:
     """BN and WN + decay (zeta = 1/(2M) per sample) ReLU students by offline SGD."""
-    rows = []
-    for a in cfg["sim_alphas"]:
-        o = l_f1b.bn_offline(cfg["sim_N"], a, cfg["sim_seeds"], 0, epochs=cfg["sim_epochs"])
-        rows.append({"alpha": a, "epochs": o["epochs"], "bn": list(o["bn"]),
-                     "wn": list(o["wn"]), "bn_minus_wn": list(o["bn_minus_wn"]),
-                     "beta": o["beta"]})
+    rows = units("paper_figures.fig1b:simulation_point",
+                 [{"cfg": cfg, "alpha": a} for a in cfg["sim_alphas"]])
     return {"N": cfg["sim_N"], "seeds": cfg["sim_seeds"], "batch_size": BATCH,
             "zeta_wn_per_sample": l_f1b.ZETA_WN, "points": rows}
+
+
+def simulation_point(cfg: dict, alpha: float) -> dict:
+    """One load of :func:`simulation` (a unit of the executor and the run store)."""
+    o = l_f1b.bn_offline(cfg["sim_N"], alpha, cfg["sim_seeds"], 0, epochs=cfg["sim_epochs"])
+    return _common.clean({"alpha": alpha, "epochs": o["epochs"], "bn": list(o["bn"]),
+                          "wn": list(o["wn"]), "bn_minus_wn": list(o["bn_minus_wn"]),
+                          "beta": o["beta"]})
 
 
 # ------------------------------------------------------------------------------- panels

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from paper_figures._common import run_cli, write_document
+from paper_figures._common import run_cli, units, write_document
 from perceptron_theory import plotting
 from perceptron_theory.theory import dynamics
 
@@ -157,7 +157,9 @@ def main(out_dir="paper_figures_out", size: str = "full") -> list[Path]:
         raise ValueError(f"size must be one of {', '.join(SIZES)}; got {size!r}")
     cfg = SIZES[size]
     out = Path(out_dir)
-    data = [case_data(i, m, om, z, cfg) for i, (m, om, z, _) in enumerate(METHODS)]
+    data = units("paper_figures.ode_vs_sim:case_data",
+                 [{"index": i, "method": m, "ode_method": om, "zeta": z, "cfg": cfg}
+                  for i, (m, om, z, _) in enumerate(METHODS)])
     panels = {"trajectories": trajectory_panels(data), "scaling": scaling_panel(data)}
     paths = [plotting.save(panels["trajectories"], out / FILES["trajectories"], ncols=3),
              plotting.save(panels["scaling"], out / FILES["scaling"], ncols=1)]

@@ -344,10 +344,9 @@ def _probe_plot(probe: str, result: dict, path) -> None:
 def _default_cache_dir() -> str:
     """The run store's default folder: ``$XDG_CACHE_HOME/perceptron_theory`` (or
     ``~/.cache/perceptron_theory``)."""
-    import os
+    from perceptron_theory.store import default_root
 
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(base, "perceptron_theory")
+    return str(default_root())
 
 
 def _cmd_reproduce(a) -> int:
@@ -355,8 +354,9 @@ def _cmd_reproduce(a) -> int:
 
     size = a.size or ("full" if a.full else "cpu" if a.cpu else "quick")
     cache = None if a.no_cache else (a.cache_dir or _default_cache_dir())
-    report = run(a.out, seed=a.seed, claims=a.claim or None, size=size,
-                 allow_synthetic=a.allow_synthetic, cache_dir=cache, rerun=a.rerun)
+    with _executor(a):
+        report = run(a.out, seed=a.seed, claims=a.claim or None, size=size,
+                     allow_synthetic=a.allow_synthetic, cache_dir=cache, rerun=a.rerun)
     ok = report.strict_ok if a.strict else report.ok
     counts = ", ".join(f"{v} {k}" for k, v in sorted(report.verdict_counts().items()))
     summary = {"out": str(report.out_dir), "ok": ok, "size": size,
@@ -377,17 +377,38 @@ def _cmd_reproduce(a) -> int:
     return 0 if ok else 1
 
 
+def _cmd_sweep(a) -> int:
+    from perceptron_theory import sweep
+    from perceptron_theory.store import Store
+
+    spec = sweep.load_spec(a.spec)
+    store = None if a.no_cache else Store(a.cache_dir or _default_cache_dir())
+    progress = a.progress or sys.stderr.isatty()
+    with _executor(a) as ex:
+        info = sweep.run_sweep(spec, a.out, store=store, rerun=a.rerun, progress=progress,
+                               executor=ex if a.executor or a.scheduler else None)
+    if a.json:
+        print(_dump(info))
+    else:
+        print(f"{info['cells']} cells ({info['stored']} from the store, {info['ran']} run), "
+              f"{info['rows']} rows, {info['seconds']:.1f} s -> " + ", ".join(info["files"]))
+    return 0
+
+
 def _cmd_figure(a) -> int:
     import importlib
 
-    from paper_figures import FIGURES
+    from paper_figures import FIGURES, _common
+    from perceptron_theory.store import Store
 
     names = list(FIGURES) if a.name == "all" else [a.name]
     if a.name != "all" and a.name not in FIGURES:
         raise ValueError(f"figure must be one of {', '.join(FIGURES)} or all; got {a.name!r}")
+    store = None if a.no_cache else Store(a.cache_dir or _default_cache_dir())
     written = []
-    for name in names:
-        written += importlib.import_module(FIGURES[name]).main(a.out, size=a.size)
+    with _executor(a), _common.options(store=store, rerun=a.rerun):
+        for name in names:
+            written += importlib.import_module(FIGURES[name]).main(a.out, size=a.size)
     if a.json:
         print(_dump({"files": [str(p) for p in written]}))
     else:
@@ -554,12 +575,24 @@ def build_parser() -> argparse.ArgumentParser:
                         "missing (default: report them skipped)")
     s.add_argument("--strict", action="store_true",
                    help="exit 1 unless every claim is pass or confirmed")
-    s.add_argument("--cache-dir", help="run store of deep runs (default: the user cache "
-                                       "folder, ~/.cache/perceptron_theory)")
-    s.add_argument("--no-cache", action="store_true", help="do not read or write the store")
-    s.add_argument("--rerun", action="store_true", help="retrain runs held in the store")
+    _store_args(s)
+    _executor_args(s)
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=_cmd_reproduce)
+
+    s = sub.add_parser("sweep", help="a grid over the options of curve, dynamics, lr-limits, "
+                       "simulate ... (TOML spec) -> one table",
+                       description="Runs every cell of SPEC.toml through the executor and "
+                       "the run store (a rerun is served from the store; an interrupted "
+                       "sweep resumes) and writes table.csv (and table.parquet with "
+                       "pyarrow). See perceptron_theory.sweep for the spec's format.")
+    s.add_argument("spec", metavar="SPEC.toml", help="the sweep's spec")
+    s.add_argument("--out", required=True, help="output folder")
+    _store_args(s)
+    _executor_args(s)
+    s.add_argument("--progress", action="store_true", help="progress bar (default: on a tty)")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=_cmd_sweep)
 
     from paper_figures import FIGURES
 
@@ -570,9 +603,46 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--size", default="full",
                    help="full (default), tiny (seconds) or, for deep-network figures, quick")
     s.add_argument("--out", default="paper_figures_out", help="output folder")
+    _store_args(s)
+    _executor_args(s)
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=_cmd_figure)
     return p
+
+
+def _store_args(s) -> None:
+    s.add_argument("--cache-dir", help="the run store (default: the user cache folder, "
+                                       "$XDG_CACHE_HOME or ~/.cache, /perceptron_theory)")
+    s.add_argument("--no-cache", action="store_true", help="do not read or write the store")
+    s.add_argument("--rerun", action="store_true", help="recompute units held in the store")
+
+
+def _executor_args(s) -> None:
+    from perceptron_theory.executor import EXECUTORS
+
+    s.add_argument("--executor", choices=EXECUTORS,
+                   help="where units run: local (a process pool, default), serial (this "
+                        "process) or dask (--scheduler ADDRESS, or a LocalCluster)")
+    s.add_argument("--scheduler", metavar="ADDRESS",
+                   help="Dask scheduler address (tcp://host:8786); with --executor dask")
+    s.add_argument("--workers", type=int, help="local / LocalCluster worker processes")
+
+
+def _executor(a):
+    """The executor the options ask for (a context manager; a null context for the
+    default, which lets each caller size its own local pool)."""
+    import contextlib
+
+    from perceptron_theory import executor
+
+    if a.workers is not None and not 1 <= a.workers <= 1024:
+        raise ValueError(f"--workers must be in [1, 1024], got {a.workers}")
+    if a.scheduler and a.executor not in (None, "dask"):
+        raise ValueError("--scheduler needs --executor dask")
+    kind = "dask" if a.scheduler else a.executor
+    if kind is None:
+        return contextlib.nullcontext()
+    return executor.use(kind, workers=a.workers, scheduler=a.scheduler)
 
 
 def _sim_args(s, R_init=0.0) -> None:

@@ -28,6 +28,13 @@ class Series:
         return {"label": self.label, "x": list(self.x), "y": list(self.y),
                 "yerr": None if self.yerr is None else list(self.yerr), "style": self.style}
 
+    @classmethod
+    def from_dict(cls, d: dict) -> Series:
+        """Inverse of :meth:`to_dict` (None, as strict JSON writes NaN, back to NaN)."""
+        f = lambda a: tuple(float("nan") if v is None else float(v) for v in a)  # noqa: E731
+        return cls(d["label"], f(d["x"]), f(d["y"]),
+                   None if d.get("yerr") is None else f(d["yerr"]), d.get("style", "line"))
+
 
 @dataclass(frozen=True)
 class Plot:
@@ -44,6 +51,13 @@ class Plot:
         return {"title": self.title, "xlabel": self.xlabel, "ylabel": self.ylabel,
                 "xscale": self.xscale, "yscale": self.yscale,
                 "series": [s.to_dict() for s in self.series]}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Plot:
+        """Inverse of :meth:`to_dict`."""
+        return cls(d["title"], d["xlabel"], d["ylabel"],
+                   tuple(Series.from_dict(s) for s in d.get("series", ())),
+                   d.get("xscale", "linear"), d.get("yscale", "linear"))
 
 
 def series(label, x, y, yerr=None, style="line") -> Series:

@@ -237,9 +237,9 @@ def test_run_store_serves_stored_runs_and_retrains_corrupt_ones(tmp_path, monkey
         files = sorted((tmp_path / "deep").rglob("*.json"))
         assert len(files) == 2  # two seeds
         calls = []
-        real = _deep._train_one
-        monkeypatch.setattr(_deep, "_train_one",
-                            lambda *a: calls.append(1) or real(*a))
+        real = _deep.train_unit
+        monkeypatch.setattr(_deep, "train_unit",
+                            lambda **kw: calls.append(1) or real(**kw))
         second = _deep.run_grid(_BASE, {"a": {}}, tiny, 0)
         assert second.stored == 2 and not calls
         assert second.histories == first.histories

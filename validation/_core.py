@@ -88,6 +88,16 @@ class Comparison:
             d["t"] = None if not math.isfinite(self.t) else self.t
         return d
 
+    @classmethod
+    def from_dict(cls, d: dict) -> Comparison:
+        """Inverse of :meth:`to_dict` (None back to NaN)."""
+        nan = lambda v: math.nan if v is None else v  # noqa: E731
+        kw = {f: d[f] for f in cls.__dataclass_fields__ if f in d}
+        for k in ("predicted", "measured", "stderr", "tolerance"):
+            kw[k] = nan(kw[k])
+        kw["values"] = tuple(nan(v) for v in kw.get("values", ()))
+        return cls(**kw)
+
 
 def compare(claim: str, quantity: str, predicted, measured, *, stderr: float = 0.0,
             n_sigma: float = 4.0, atol: float = 0.0, rtol: float = 0.0,
@@ -234,6 +244,17 @@ class CheckResult:
                 "summary": self.summary,
                 "comparisons": [c.to_dict() for c in self.comparisons],
                 "plots": [p.to_dict() for p in self.plots]}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> CheckResult:
+        """Inverse of :meth:`to_dict` (what the run store keeps of a check)."""
+        from perceptron_theory.plotting import Plot
+
+        return cls(d["claim"], d["title"],
+                   tuple(Comparison.from_dict(c) for c in d["comparisons"]),
+                   tuple(Plot.from_dict(p) for p in d.get("plots", ())), d.get("summary", ""),
+                   d.get("statement", ""), d.get("status", "ran"), d.get("dataset", ""),
+                   d.get("size", ""))
 
 
 @dataclass(frozen=True)

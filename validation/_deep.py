@@ -382,143 +382,33 @@ def _resolve(ref: str | None):
     return getattr(importlib.import_module(mod), name)
 
 
-def _train_one(config_dict: dict, callback_factory: str | None, threads: int | None):
-    """Train one run in a temporary folder; return (history, diverged, seconds)."""
+def train_unit(config: dict, callback_factory: str | None = None) -> dict:
+    """One training run as a unit of :mod:`perceptron_theory.executor`: train
+    ``config`` (a :class:`TrainConfig` dict) in a temporary folder and return
+    ``{"history", "diverged", "seconds"}`` (what the run store keeps)."""
     import logging
 
     from perceptron_theory.deep.train import TrainConfig, train
 
     logging.getLogger("perceptron_theory.deep").setLevel(logging.ERROR)
-    config = TrainConfig.from_dict(config_dict)
+    cfg = TrainConfig.from_dict(config)
     factory = _resolve(callback_factory)
-    callbacks = tuple(factory(config_dict)) if factory else ()
+    callbacks = tuple(factory(config)) if factory else ()
     t0 = time.perf_counter()
-    with torch_threads(threads), tempfile.TemporaryDirectory(prefix="pt-deep-") as d:
-        res = train(config, d, progress=False, callbacks=callbacks)
-    return tuple(res.history), bool(res.diverged), time.perf_counter() - t0
+    with tempfile.TemporaryDirectory(prefix="pt-deep-") as d:
+        res = train(cfg, d, progress=False, callbacks=callbacks)
+    return {"history": list(res.history), "diverged": bool(res.diverged),
+            "seconds": time.perf_counter() - t0}
 
 
-def _worker_main() -> None:
-    """Worker process: one JSON job per stdin line, one JSON result per line on the
-    original stdout (anything the job prints goes to stderr)."""
-    import json
-    import sys
-    import traceback
+def _train_unit(config: dict, callback_factory: str | None):
+    """The :class:`~perceptron_theory.executor.Unit` of one run, keyed as the store
+    has always keyed deep runs (:func:`_store_key`: configuration, callback, version)."""
+    from perceptron_theory.executor import Unit
 
-    proto = os.fdopen(os.dup(1), "w")
-    os.dup2(2, 1)
-    sys.stdout = sys.stderr
-    for line in sys.stdin:
-        job = json.loads(line)
-        try:
-            hist, div, secs = _train_one(job["config"], job["callback_factory"],
-                                         job["threads"])
-            out = {"ok": True, "history": hist, "diverged": div, "seconds": secs}
-        except Exception:  # reported to the parent, which raises
-            out = {"ok": False, "error": traceback.format_exc()}
-        proto.write(json.dumps(out, default=float) + "\n")
-        proto.flush()
-
-
-class _Workers:
-    """Persistent worker interpreters (``python -m validation._deep``), reused across checks.
-
-    Fresh interpreters, so nothing depends on how the caller's main module is guarded
-    (unlike multiprocessing's spawn) and no torch thread pool is forked; persistent, so the
-    torch import (seconds on a loaded machine) is paid once per process, not per check.
-    """
-
-    def __init__(self, n: int, threads: int | None):
-        import subprocess
-        import sys
-
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
-        env["OMP_NUM_THREADS"] = str(threads or 1)
-        self.n, self.threads = n, threads
-        self.errs = [tempfile.TemporaryFile("w+") for _ in range(n)]
-        self.procs = [subprocess.Popen([sys.executable, "-m", "validation._deep"],
-                                       stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                       stderr=err, text=True, env=env)
-                      for err in self.errs]
-
-    def alive(self) -> bool:
-        return all(p.poll() is None for p in self.procs)
-
-    def close(self) -> None:
-        for p in self.procs:
-            with contextlib.suppress(OSError):
-                p.stdin.close()
-        for p in self.procs:
-            try:
-                p.wait(timeout=10)
-            except Exception:  # a hung worker: end it (it is ours)
-                p.kill()
-        for e in self.errs:
-            e.close()
-
-    def run(self, jobs: list, callback_factory: str | None, on_result=None) -> dict:
-        """Run ``jobs`` [(key, config dict)]; each worker takes the next job when free;
-        ``on_result(key, config, result)`` is called as each run finishes."""
-        import queue
-        import threading
-
-        todo: queue.Queue = queue.Queue()
-        for job in jobs:
-            todo.put(job)
-        results, errors = {}, []
-
-        def serve(proc, err):
-            while not errors:
-                try:
-                    key, cfg = todo.get_nowait()
-                except queue.Empty:
-                    return
-                proc.stdin.write(json.dumps({"config": cfg, "threads": self.threads,
-                                             "callback_factory": callback_factory}) + "\n")
-                proc.stdin.flush()
-                line = proc.stdout.readline()
-                if not line:
-                    err.seek(0)
-                    errors.append(f"worker died on {key}:\n{err.read()[-4000:]}")
-                    return
-                out = json.loads(line)
-                if not out["ok"]:
-                    errors.append(f"run {key} raised:\n{out['error']}")
-                    return
-                results[key] = (tuple(out["history"]), out["diverged"], out["seconds"])
-                if on_result is not None:
-                    on_result(key, cfg, results[key])
-
-        threads = [threading.Thread(target=serve, args=pe, daemon=True)
-                   for pe in zip(self.procs, self.errs, strict=True)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        if errors:
-            raise RuntimeError(errors[0])
-        return results
-
-
-_POOL: dict[str, _Workers] = {}
-
-
-def _workers(n: int, threads: int | None) -> _Workers:
-    pool = _POOL.get("pool")
-    if pool is not None and (pool.n != n or pool.threads != threads or not pool.alive()):
-        pool.close()
-        pool = None
-    if pool is None:
-        pool = _POOL["pool"] = _Workers(n, threads)
-    return pool
-
-
-@atexit.register
-def _close_pool() -> None:
-    pool = _POOL.pop("pool", None)
-    if pool is not None:
-        pool.close()
+    return Unit("validation._deep:train_unit",
+                {"config": config, "callback_factory": callback_factory}, kind="deep",
+                key=_store_key(config, callback_factory), code=False)
 
 
 def run_grid(base: Mapping, variants: Mapping[str, Mapping], scale: Scale, seed: int = 0, *,
@@ -561,31 +451,18 @@ def run_grid(base: Mapping, variants: Mapping[str, Mapping], scale: Scale, seed:
         for s in seeds:
             cfg = TrainConfig(**{**data, "device": scale.device, **base, **over, "seed": s})
             jobs.append(((label, s), cfg.to_dict()))
+    from perceptron_theory import executor
+    from perceptron_theory.store import Store
+
     t0 = time.perf_counter()
-    results = {}
-    if _OPTIONS["cache_dir"] and not _OPTIONS["rerun"]:
-        for key, cfg in jobs:
-            hit = _store_get(cfg, callback_factory)
-            if hit is not None:
-                results[key] = hit
-    stored = len(results)
-    todo = [(k, c) for k, c in jobs if k not in results]
-
-    def keep(key, cfg, res):
-        if _OPTIONS["cache_dir"]:
-            _store_put(cfg, callback_factory, res)
-
-    n = min(scale.workers, len(todo), os.cpu_count() or 1)
-    if n > 1:
-        try:
-            results.update(_workers(n, scale.threads).run(todo, callback_factory, keep))
-        except RuntimeError:
-            _close_pool()  # a failed run leaves the protocol mid-stream
-            raise
-    else:
-        for key, cfg in todo:
-            results[key] = _train_one(cfg, callback_factory, scale.threads)
-            keep(key, cfg, results[key])
+    store = Store(_OPTIONS["cache_dir"]) if _OPTIONS["cache_dir"] else None
+    units = [_train_unit(cfg, callback_factory) for _, cfg in jobs]
+    n = min(scale.workers, len(units), os.cpu_count() or 1)
+    out = executor.run_units(units, store=store, rerun=_OPTIONS["rerun"],
+                             executor=executor.current(n, scale.threads))
+    stored = executor.run_units.last_stats["stored"]
+    results = {key: (tuple(r["history"]), bool(r["diverged"]), float(r["seconds"]))
+               for (key, _), r in zip(jobs, out, strict=True)}
     elapsed = time.perf_counter() - t0
     if floor == "dataset":
         floor_value = FLOORS.get(data["dataset"]) if scale.floor else None
@@ -630,48 +507,6 @@ def _store_key(config: dict, callback_factory: str | None) -> str:
     text = json.dumps({"config": cfg, "callback": callback_factory, "version": __version__},
                       sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()
-
-
-def _store_path(key: str) -> Path:
-    return Path(_OPTIONS["cache_dir"]) / "deep" / key[:2] / f"{key}.json"
-
-
-def _payload_digest(payload: dict) -> str:
-    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
-
-
-def _store_get(config: dict, callback_factory: str | None):
-    """The stored (history, diverged, seconds) of a run, or None (absent, corrupt, partial)."""
-    key = _store_key(config, callback_factory)
-    path = _store_path(key)
-    try:
-        entry = json.loads(path.read_text())
-        payload = entry["payload"]
-        if entry["key"] != key or entry["sha256"] != _payload_digest(payload):
-            return None
-        return tuple(payload["history"]), bool(payload["diverged"]), float(payload["seconds"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-
-
-def _store_put(config: dict, callback_factory: str | None, result) -> None:
-    from perceptron_theory._io import atomic_write_text
-
-    key = _store_key(config, callback_factory)
-    payload = json.loads(json.dumps({"history": list(result[0]), "diverged": bool(result[1]),
-                                     "seconds": float(result[2])}, default=_plain))
-    entry = {"key": key, "config": _canonical(config),
-             "callback": callback_factory, "payload": payload,
-             "sha256": _payload_digest(payload)}
-    atomic_write_text(_store_path(key), json.dumps(entry, default=_plain))
-
-
-def _plain(obj):
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, (np.floating, np.integer, np.bool_)):
-        return obj.item()
-    return float(obj)
 
 
 # ----------------------------------------------------------------------------- statistics
@@ -792,6 +627,3 @@ def training_plots(claim: str, runs: Runs) -> tuple[Plot, ...]:
             curve_plot(f"{claim}: val loss ({size})", runs, "val_loss", "loss"),
             curve_plot(f"{claim}: val accuracy ({size})", runs, "val_acc", "accuracy"))
 
-
-if __name__ == "__main__":  # worker process of run_grid
-    _worker_main()

@@ -96,15 +96,26 @@ def run(out_dir="reproduce_out", quick: bool = True, seed: int = 0, claims=None,
     except ImportError:  # pragma: no cover
         tqdm = None
     it = tqdm(selected, desc="checks", disable=not progress) if tqdm else selected
-    results, figures, timings = [], {}, {}
+    results, figures, timings, stored = [], {}, {}, set()
+    store = None
+    if cache_dir is not None:
+        from perceptron_theory.store import Store
+
+        store = Store(cache_dir)
     t_all = time.perf_counter()
     with _deep.options(allow_synthetic=allow_synthetic, cache_dir=cache_dir, rerun=rerun):
         for check in it:
             t0 = time.perf_counter()
             try:
-                res = check.run(seed=seed, size=size)
-                if check.sized and not res.size:
-                    res = replace(res, size=size)
+                res = _stored_check(store, check, seed, size, allow_synthetic, rerun)
+                if res is None:
+                    res = check.run(seed=seed, size=size)
+                    if check.sized and not res.size:
+                        res = replace(res, size=size)
+                    _store_check(store, check, seed, size, allow_synthetic, res,
+                                 time.perf_counter() - t0)
+                else:
+                    stored.add(check.claim)
             except _deep.DataMissing as exc:
                 res = _skipped_result(check.claim, check.title, exc, size)
             except Exception as exc:  # a broken check is a failed check, not a lost report
@@ -128,11 +139,48 @@ def run(out_dir="reproduce_out", quick: bool = True, seed: int = 0, claims=None,
         "provenance": provenance(),
         "claims": [_claim_row(r) for r in results],
         "checks": [dict(r.to_dict(), figure=figures.get(r.claim),
-                        elapsed_s=round(timings[r.claim], 3)) for r in results],
+                        elapsed_s=round(timings[r.claim], 3), stored=r.claim in stored)
+                   for r in results],
     }
     atomic_write_json(out / "results.json", payload)
     atomic_write_text(out / "report.md", _markdown(report, figures, timings, size, seed))
     return report
+
+
+def _check_key(check, seed: int, size: str, allow_synthetic: bool) -> str:
+    """Store key of a check's result: claim, size, seed, the data it would train on, the
+    package version and source fingerprint (any edit recomputes the check)."""
+    from perceptron_theory.store import unit_key
+    from validation import _deep
+
+    config = {"claim": check.claim, "size": size if check.sized else
+              ("full" if size == "full" else "quick"), "seed": seed}
+    if check.sized:
+        config["data"] = "fashion-mnist" if _deep._fashion_cache() else (
+            "synthetic" if allow_synthetic else "missing")
+    return unit_key("validation.report:check", config, code=True)
+
+
+def _stored_check(store, check, seed, size, allow_synthetic, rerun):
+    """The stored result of a check (None when absent, corrupt, or ``rerun``)."""
+    if store is None or rerun:
+        return None
+    payload = store.get("check", _check_key(check, seed, size, allow_synthetic))
+    if payload is None:
+        return None
+    try:
+        return CheckResult.from_dict(payload["result"])
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def _store_check(store, check, seed, size, allow_synthetic, res, seconds) -> None:
+    """Keep a check that ran (never a skipped or failed one) in the store."""
+    if store is None or res.status != "ran" or not res.ok:
+        return
+    key = _check_key(check, seed, size, allow_synthetic)
+    store.put("check", key, {"result": res.to_dict(), "seconds": seconds},
+              claim=check.claim, size=size, seed=seed)
 
 
 def provenance() -> dict:
