@@ -15,6 +15,7 @@ torch = pytest.importorskip("torch")
 from torch import nn  # noqa: E402
 
 from perceptron_theory.deep import probes as P  # noqa: E402
+from perceptron_theory.deep import spectral  # noqa: E402
 from perceptron_theory.deep.data import make_dataset  # noqa: E402
 from perceptron_theory.deep.models import make_model  # noqa: E402
 from perceptron_theory.deep.train import TrainConfig, train  # noqa: E402
@@ -320,10 +321,10 @@ def test_slq_density_integrates_to_one_and_matches_dense_moments():
         se = math.sqrt(2 * ((A ** 2).sum() - (np.diag(A) ** 2).sum()) / V) / p
         assert dens.moment(k) == pytest.approx(np.trace(A) / p, abs=4 * se)
     # the density's own mean (symmetric broadening) is the first moment
-    mean = P._trapezoid(dens.grid * dens.density, dens.grid)
+    mean = spectral._trapezoid(dens.grid * dens.density, dens.grid)
     assert mean == pytest.approx(dens.moment(1), abs=1e-6 * np.abs(lam).max())
     ref = P.broadened_density(lam, None, dens.grid, dens.sigma)
-    assert P._trapezoid(ref, dens.grid) == pytest.approx(1.0, abs=1e-6)
+    assert spectral._trapezoid(ref, dens.grid) == pytest.approx(1.0, abs=1e-6)
 
 
 # ========================================================================= BN folding
