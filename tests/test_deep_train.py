@@ -36,6 +36,14 @@ class Crash(RuntimeError):
 # ----------------------------------------------------------------------------- config
 
 
+@pytest.mark.parametrize("name", ["perceptron_theory.deep.train", "perceptron_theory.deep.runs"])
+def test_doctests(name):
+    import doctest
+    import importlib
+
+    assert doctest.testmod(importlib.import_module(name)).failed == 0
+
+
 @pytest.mark.parametrize("kwargs, match", [
     (dict(batch_size=1), r"batch_size must be an integer in \[2, inf\), got 1"),
     (dict(epochs=0), r"epochs must be an integer in \[1, inf\)"),

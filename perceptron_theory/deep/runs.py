@@ -23,6 +23,17 @@ A run folder holds ``config.json`` (:meth:`TrainConfig.to_dict`), ``log.jsonl``,
 ``result.json``; ``train``'s module docstring describes each. The seeds a run draws
 from (initialization, batch order, augmentation, population statistics) are the
 training loop's and live there.
+
+Examples
+--------
+>>> cfg = TrainConfig(model="mlp", dataset="synthetic", batch_size=256, lr=0.1, epochs=2,
+...                   schedule="constant", penalties={"embedding-l2": 1e-3})
+>>> cfg.effective_lr, learning_rate(cfg, step=7, steps_per_epoch=10)
+(0.2, 0.2)
+>>> [name for name, _ in make_penalties(cfg)]
+['embedding-l2']
+>>> TrainConfig.from_dict(cfg.to_dict()) == cfg
+True
 """
 
 from __future__ import annotations

@@ -10,6 +10,21 @@ flat tensor out), e.g. :class:`~perceptron_theory.deep.probes.HessianOperator`.
 * :func:`slq_density`: the eigenvalue density by stochastic Lanczos quadrature (Ubaru,
   Chen & Saad 2017; Ghorbani, Krishnan & Xiao 2019), a :class:`SpectralDensity`;
   :func:`broadened_density` is its Gaussian smoothing.
+
+Examples
+--------
+>>> import torch
+>>> class Diagonal:  # H = diag(1, ..., 30)
+...     dim = 30
+...     def matvec(self, v):
+...         return torch.arange(1.0, 31.0, dtype=torch.float64) * v
+>>> top_eigenvalues(Diagonal(), 3, tol=0.0).round(8)
+array([30., 29., 28.])
+>>> dens = slq_density(Diagonal(), steps=10, vectors=2)
+>>> round(dens.moment(1), 10), round(dens.moment(2), 6)  # tr H / p = 15.5, tr H^2 / p
+(15.5, 315.166667)
+>>> round(dens.integral(), 6)
+1.0
 """
 
 from __future__ import annotations
@@ -72,17 +87,17 @@ def _json(obj):
 
 def top_eigenvalues(op, k: int = 10, *, tol: float = 1e-3,
                     ncv: int | None = None, seed: int = 0, which: str = "LA") -> np.ndarray:
-    r"""The ``k`` largest (algebraic) Hessian eigenvalues, descending.
+    r"""The ``k`` largest (algebraic) eigenvalues of ``op`` (a Hessian), descending.
 
     ARPACK's implicitly restarted Lanczos (``scipy.sparse.linalg.eigsh``) on
-    ``op.linear_operator()`` (float64 vectors), start vector from ``seed``. ``tol`` is
-    eigsh's relative accuracy of the Ritz values (0 = machine precision). Models with
-    ``dim <= k + 1`` use the dense Hessian.
+    :func:`as_linear_operator` of ``op`` (float64 vectors), start vector from ``seed``.
+    ``tol`` is eigsh's relative accuracy of the Ritz values (0 = machine precision).
+    Operators with ``dim <= k + 1`` are made dense (``op.dense()`` when it has one).
 
     Parameters
     ----------
     op : object
-        Anything with ``dim`` and ``matvec`` (a :class:`HessianOperator`).
+        Anything with ``dim`` and ``matvec`` (e.g. a ``probes.HessianOperator``).
     k : int
         Number of eigenvalues (>= 1).
     tol : float
@@ -271,7 +286,7 @@ def slq_density(op, *, steps: int = 50, vectors: int = 1, grid_points: int = 256
 
     Parameters
     ----------
-    op : HessianOperator
+    op : object
         Anything with ``dim`` and ``matvec`` on flat torch tensors.
     steps : int
         Lanczos iterations per vector (>= 1; capped at ``dim``).

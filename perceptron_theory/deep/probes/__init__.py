@@ -76,6 +76,13 @@ Examples
 [1.0, 1.0, 1.0]
 >>> sorted(PROBES)
 ['bn-finetune', 'dropout', 'hessian', 'norms', 'propagation', 'test-batch-size']
+>>> spec = PROBES["dropout"]
+>>> spec.summary, spec.claims, spec.options["p"]
+('accuracy under test-time dropout on the embedding, and the drop from clean', ('D-T3',), 0.5)
+>>> spec(net, (x, y), rate=0.5)  # doctest: +ELLIPSIS
+Traceback (most recent call last):
+...
+ValueError: option 'rate' is not accepted by probe 'dropout'; valid options: p, masks, ...
 """
 
 from __future__ import annotations
