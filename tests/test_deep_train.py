@@ -473,4 +473,6 @@ def test_options_of_runs_without_files_need_out_dir_none(tmp_path):
         train(cfg, eval_splits=("train",))
     with pytest.raises(ValueError, match="max_steps must be an integer"):
         train(cfg, max_steps=-1)
+    with pytest.raises(ValueError, match="resume needs out_dir"):
+        train(cfg, resume=True)
     assert not (tmp_path / "x").exists()

@@ -428,6 +428,8 @@ def train(config: TrainConfig, out_dir=None, *, resume: bool = False, progress=N
             raise ValueError(f"eval_splits entries must be one of {', '.join(EVAL_SPLITS)}, "
                              f"got {split!r}")
     if out_dir is None:
+        if resume:
+            raise ValueError("resume needs out_dir (the folder of the run to continue)")
         return _train_without_files(config, progress, callbacks, step_callbacks, eval_splits,
                                     model, data, device, max_steps)
     given = [k for k, v in (("model", model), ("data", data), ("device", device),
