@@ -112,7 +112,8 @@ def run_ratios(model, x, y, mode: str, rounds: int, device: str) -> list[tuple]:
 
 def run_eigs(model, x, y, mode: str, tol: float) -> list[tuple]:
     """Rows of the top-10 eigenvalue table."""
-    from perceptron_theory.deep.probes import HessianOperator, top_eigenvalues
+    from perceptron_theory.deep.probes import HessianOperator
+    from perceptron_theory.deep.spectral import top_eigenvalues
 
     t0 = time.perf_counter()
     op = HessianOperator(model, x, y, mode=mode)

@@ -4,17 +4,22 @@ registry entry on a run directory written by train.train."""
 
 import copy
 import doctest
+import importlib
 import json
 import math
+import pkgutil
+import random
 
 import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
 
+import torch.nn.functional as F  # noqa: E402
 from torch import nn  # noqa: E402
 
 from perceptron_theory.deep import probes as P  # noqa: E402
+from perceptron_theory.deep import spectral  # noqa: E402
 from perceptron_theory.deep.data import make_dataset  # noqa: E402
 from perceptron_theory.deep.models import make_model  # noqa: E402
 from perceptron_theory.deep.train import TrainConfig, train  # noqa: E402
@@ -57,8 +62,11 @@ def _randomize_bn(net, seed=0):
     return net
 
 
-def test_doctests():
-    assert doctest.testmod(P).failed == 0
+@pytest.mark.parametrize("module", [P, spectral, *(
+    importlib.import_module(f"perceptron_theory.deep.probes.{m.name}")
+    for m in pkgutil.iter_modules(P.__path__))], ids=lambda m: m.__name__)
+def test_doctests(module):
+    assert doctest.testmod(module).failed == 0
 
 
 # ============================================================================ norms
@@ -320,10 +328,10 @@ def test_slq_density_integrates_to_one_and_matches_dense_moments():
         se = math.sqrt(2 * ((A ** 2).sum() - (np.diag(A) ** 2).sum()) / V) / p
         assert dens.moment(k) == pytest.approx(np.trace(A) / p, abs=4 * se)
     # the density's own mean (symmetric broadening) is the first moment
-    mean = P._trapezoid(dens.grid * dens.density, dens.grid)
+    mean = spectral._trapezoid(dens.grid * dens.density, dens.grid)
     assert mean == pytest.approx(dens.moment(1), abs=1e-6 * np.abs(lam).max())
     ref = P.broadened_density(lam, None, dens.grid, dens.sigma)
-    assert P._trapezoid(ref, dens.grid) == pytest.approx(1.0, abs=1e-6)
+    assert spectral._trapezoid(ref, dens.grid) == pytest.approx(1.0, abs=1e-6)
 
 
 # ========================================================================= BN folding
@@ -494,3 +502,144 @@ def test_probe_over_training_reproduces_train(run_dir):
     np.testing.assert_allclose(got["weight_norm"], ref["weight_norm"], rtol=1e-6)
     np.testing.assert_allclose(got["gamma_sq"], ref["gamma_sq"], rtol=1e-6)
     assert got["embedding_sq"] == pytest.approx(ref["embedding_sq"], rel=1e-5)
+
+
+# ============================================= one training loop: probe_over_training
+#: A tiny run that uses every part of the loop: dropout (the global RNG stream),
+#: augmentation, two penalties, momentum, norm decay, warm-up then cosine, and an epoch
+#: boundary (128 training samples / 32 = 4 steps per epoch; 6 steps).
+OVER_TRAINING = dict(
+    model="cnn", model_options={"channels": [4, 4, 8, 8], "hidden": 16, "dropout": 0.1},
+    norm="bn", dataset="synthetic", subset=160, test_subset=64, val_fraction=0.2,
+    batch_size=32, epochs=2, lr=0.1, momentum=0.9, schedule="cosine", warmup_epochs=0.5,
+    weight_decay=5e-4, norm_decay=1e-3, augment=True, device="cpu", seed=3,
+    eval_batch_size=256, penalties={"embedding-l2": 0.01, "functional-l2": 0.001})
+#: What ``probe_over_training(OVER_TRAINING, steps=6, every=2, probes={"norms": {"n": 32},
+#: "propagation": {"n": 16}}, n_eval=24)`` returned before the refactor, when it had an
+#: SGD loop of its own (commit 2a0c772); the last record's probe outputs in part.
+RECORDED = {
+    "step": [0, 2, 4, 6],
+    "lr": [0.0125, 0.024048494156391084, 0.017283542904563624, 0.007716457095436379],
+    "batch_loss": [None, 2.393739700317383, 2.436293363571167, 2.4462623596191406],
+    "val_acc": [0.041666666666666664] * 4,
+    "weight_norm_0": [1.0703986946865376, 1.071102003535032, 1.0737952699747677,
+                      1.0758570853665086],
+    "weight_norm": [1.0758570853665086, 1.1422353061376622, 1.6374056905287748,
+                    1.6769187759440558, 2.3558824560854648, 1.8409991377280486],
+    "gamma_sq": [0.9995367525712, 0.9995040820297838, 0.9994793466041254,
+                 0.9994846158269728, 0.99325533711095],
+    "embedding_sq": 1.048845866332786,
+    "grad_norm": [1.0709140620914317, 1.9056299756412347, 1.3929146794835865,
+                  1.6147984527346009, 3.669704776171164, 0.7295590128559383],
+}
+
+
+def test_probe_over_training_reproduces_its_pre_refactor_history():
+    """probe_over_training now trains through train.train (step callbacks, no files);
+    with BN (no population statistics) it gives the history its own loop gave, at the
+    same seed. Recorded and re-run on the same machine the two agree bit for bit; the
+    tolerance leaves room for other CPUs' kernels, far below what a changed seed stream,
+    schedule or penalty would move (>= 1e-3 in the losses)."""
+    cfg = TrainConfig(**OVER_TRAINING)
+    out = P.probe_over_training(cfg, steps=6, every=2, n_eval=24,
+                                probes={"norms": {"n": 32}, "propagation": {"n": 16}})
+    assert out["step"] == RECORDED["step"] and out["diverged"] is False
+    assert out["batch_loss"][0] is None
+    np.testing.assert_allclose(out["lr"], RECORDED["lr"], rtol=1e-12)
+    np.testing.assert_allclose(out["batch_loss"][1:], RECORDED["batch_loss"][1:], rtol=1e-5)
+    np.testing.assert_allclose(out["val_acc"], RECORDED["val_acc"], rtol=1e-12)
+    np.testing.assert_allclose([r["weight_norm"][0] for r in out["norms"]],
+                               RECORDED["weight_norm_0"], rtol=1e-5)
+    last = out["norms"][-1]
+    np.testing.assert_allclose(last["weight_norm"], RECORDED["weight_norm"], rtol=1e-5)
+    np.testing.assert_allclose(last["gamma_sq"], RECORDED["gamma_sq"], rtol=1e-5)
+    assert last["embedding_sq"] == pytest.approx(RECORDED["embedding_sq"], rel=1e-5)
+    np.testing.assert_allclose(out["propagation"][-1]["grad_norm"], RECORDED["grad_norm"],
+                               rtol=1e-5)
+
+
+def _reference_over_training(cfg, steps, every, n_eval):
+    """probe_over_training's record (``step, lr, batch_loss, val_acc`` and the first
+    weight norm) from an SGD loop written out here, independently of ``train.train``:
+    the seed streams (init 100, population statistics 200, batch order 300,
+    augmentation 400), the exact one-sweep PN refresh, parameter groups and the
+    schedule, as ``train``'s module docstring states them."""
+    from perceptron_theory.deep.data import augment, derive_seed, iterate_minibatches
+    from perceptron_theory.deep.models import make_model
+    from perceptron_theory.deep.norms import refresh_population_stats
+    from perceptron_theory.deep.penalties import forward_with_record, param_groups
+    from perceptron_theory.deep.train import learning_rate
+
+    rec = {"step": [], "lr": [], "batch_loss": [], "val_acc": [], "weight_norm_0": []}
+    with torch.random.fork_rng():
+        random.seed(cfg.seed)
+        np.random.seed(cfg.seed)
+        torch.manual_seed(cfg.seed)
+        bundle = make_dataset(cfg.dataset, val_fraction=cfg.val_fraction, subset=cfg.subset,
+                              test_subset=cfg.test_subset, seed=cfg.seed)
+        vx, vy = P._common._data(bundle, "val", n_eval, 7, torch.device("cpu"))
+        n_train = len(bundle.train_y)
+        spe = n_train // cfg.batch_size
+        torch.manual_seed(derive_seed(cfg.seed, 100))
+        model = make_model(cfg.model, norm=cfg.norm, num_classes=bundle.num_classes,
+                           in_channels=bundle.in_channels, image_size=bundle.image_size,
+                           **cfg.model_options)
+        opt = torch.optim.SGD(param_groups(model, weight_decay=cfg.weight_decay,
+                                           norm_decay=cfg.norm_decay),
+                              lr=cfg.effective_lr, momentum=cfg.momentum)
+
+        def record(step, lr, loss):
+            rec["step"].append(step)
+            rec["lr"].append(lr)
+            rec["batch_loss"].append(loss)
+            ev = copy.deepcopy(model).eval()
+            with torch.no_grad():
+                rec["val_acc"].append(float((ev(vx).argmax(1) == vy).double().mean()))
+            rec["weight_norm_0"].append(float(model.body[0].weight.detach().double().norm()))
+
+        step, epoch = 0, 0
+        record(0, learning_rate(cfg, 0, spe), None)
+        while step < steps:
+            epoch += 1
+            g_pn = torch.Generator().manual_seed(derive_seed(cfg.seed, 200, epoch))
+            idx = torch.randperm(n_train, generator=g_pn)[:cfg.pn_samples]
+            refresh_population_stats(model, [bundle.train_x[i] for i in
+                                             idx.split(cfg.eval_batch_size)], passes=None)
+            model.train()
+            g_order = torch.Generator().manual_seed(derive_seed(cfg.seed, 300, epoch))
+            g_aug = torch.Generator().manual_seed(derive_seed(cfg.seed, 400, epoch, 0))
+            for idx in iterate_minibatches(n_train, cfg.batch_size, generator=g_order,
+                                           drop_last=True):
+                xb = augment(bundle.train_x[idx], g_aug)
+                lr = learning_rate(cfg, step, spe)
+                for group in opt.param_groups:
+                    group["lr"] = lr
+                ce = F.cross_entropy(forward_with_record(model, xb).logits.float(),
+                                     bundle.train_y[idx])
+                opt.zero_grad(set_to_none=True)
+                ce.backward()
+                opt.step()
+                step += 1
+                if step % every == 0 or step == steps:
+                    record(step, lr, float(ce.detach()))
+                if step == steps:
+                    break
+    return rec
+
+
+def test_probe_over_training_with_population_norm_equals_an_independent_loop():
+    """PN: the old probe_over_training refreshed the population statistics with the
+    default two sweeps, ``train`` with the exact one-sweep refresh; unifying the loops
+    changed PN histories by design (batch losses by ~0.5% on this run; the old loop with
+    ``passes=None`` gives the new history bit for bit, checked at the refactor). So this
+    test compares with an independent re-computation, the loop written out above."""
+    cfg = TrainConfig(**{**OVER_TRAINING, "norm": "pn", "penalties": (), "pn_samples": 100,
+                         "eval_batch_size": 30})
+    out = P.probe_over_training(cfg, steps=6, every=3, n_eval=24, probes={"norms": {"n": 32}})
+    ref = _reference_over_training(cfg, steps=6, every=3, n_eval=24)
+    assert out["step"] == ref["step"] == [0, 3, 6]
+    for key in ("lr", "batch_loss", "val_acc"):
+        assert out[key] == pytest.approx(ref[key], rel=1e-12, abs=0), key
+    got = [r["weight_norm"][0] for r in out["norms"]]
+    assert got == pytest.approx(ref["weight_norm_0"], rel=1e-12)
+    assert got[-1] != got[0]

@@ -1,4 +1,5 @@
-"""deep.train: config validation, schedules, a tiny run, exact resume, divergence."""
+"""deep.train: config validation, schedules, a tiny run, exact resume, divergence, runs
+without files (step callbacks, max_steps, a given model)."""
 
 import json
 import math
@@ -33,6 +34,14 @@ class Crash(RuntimeError):
 
 
 # ----------------------------------------------------------------------------- config
+
+
+@pytest.mark.parametrize("name", ["perceptron_theory.deep.train", "perceptron_theory.deep.runs"])
+def test_doctests(name):
+    import doctest
+    import importlib
+
+    assert doctest.testmod(importlib.import_module(name)).failed == 0
 
 
 @pytest.mark.parametrize("kwargs, match", [
@@ -403,3 +412,67 @@ def test_amp_without_native_bf16_warns(tmp_path, monkeypatch, caplog):
     with caplog.at_level("WARNING", logger="perceptron_theory.deep.train"):
         train(tiny(epochs=1, amp=True), tmp_path / "run", progress=False)
     assert "no native bfloat16" in caplog.text
+
+
+# ----------------------------------------------------------------------------- no files
+
+
+def _rng_states():
+    import random
+
+    import numpy as np
+
+    return random.getstate(), np.random.get_state()[1].tolist(), torch.get_rng_state()
+
+
+def test_run_without_files_is_the_same_run_and_leaves_no_trace(tmp_path, monkeypatch):
+    """``train(config)`` without ``out_dir``: the same history as the run with files, no
+    file written anywhere, step callbacks before the first and after every step, and the
+    global RNG states as they were."""
+    monkeypatch.chdir(tmp_path)
+    cfg = tiny(epochs=1, model_options={**TINY["model_options"], "dropout": 0.2})
+    with_files = train(cfg, tmp_path / "run", progress=False)
+    before = _rng_states()
+    seen = []
+    res = train(cfg, progress=False,
+                step_callbacks=[lambda m, s, info: seen.append((s, info["batch_loss"] is None,
+                                                                m.training))])
+    after = _rng_states()
+    assert res.out_dir is None and sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+    drop_time = lambda h: {k: v for k, v in h.items() if k != "time"}  # noqa: E731
+    assert [drop_time(h) for h in res.history] == [drop_time(h) for h in with_files.history]
+    assert seen == [(0, True, True)] + [(s, False, True) for s in range(1, 16)]  # 480 / 32
+    assert before[0] == after[0] and before[1] == after[1] and torch.equal(before[2], after[2])
+
+
+def test_max_steps_on_a_given_model_and_data():
+    from perceptron_theory.deep.runs import build_model, run_dataset
+
+    cfg = tiny()
+    bundle = run_dataset(cfg)
+    model = build_model(cfg, bundle, "cpu")
+    w0 = model.classifier.weight.detach().clone()
+    steps = []
+    res = train(cfg, model=model, data=bundle, max_steps=20, eval_splits=("val",),
+                step_callbacks=[lambda m, s, info: steps.append((s, info["epoch"]))],
+                progress=False)
+    assert steps[-1] == (20, 2) and len(steps) == 21  # 15 steps per epoch, then 5
+    assert res.epochs_done == 2 and [h["epoch"] for h in res.history] == [1, 2]
+    assert "val_loss" in res.final and "test_loss" not in res.final
+    assert not torch.equal(model.classifier.weight, w0)  # trained in place
+    none = train(cfg, max_steps=0, progress=False)
+    assert none.history == () and none.epochs_done == 0
+
+
+def test_options_of_runs_without_files_need_out_dir_none(tmp_path):
+    cfg = tiny()
+    for kwargs in (dict(max_steps=3), dict(device="cpu"), dict(model=torch.nn.Linear(1, 1))):
+        with pytest.raises(ValueError, match="needs out_dir=None"):
+            train(cfg, tmp_path / "x", **kwargs)
+    with pytest.raises(ValueError, match="eval_splits entries must be one of val, test"):
+        train(cfg, eval_splits=("train",))
+    with pytest.raises(ValueError, match="max_steps must be an integer"):
+        train(cfg, max_steps=-1)
+    with pytest.raises(ValueError, match="resume needs out_dir"):
+        train(cfg, resume=True)
+    assert not (tmp_path / "x").exists()

@@ -194,7 +194,7 @@ def test_reference_classifier_is_a_classifier():
 
 def test_r_f5_callback_flattens_the_probe():
     from perceptron_theory.deep.models import make_model
-    from perceptron_theory.deep.probes import run_dataset
+    from perceptron_theory.deep.runs import run_dataset
     from perceptron_theory.deep.train import TrainConfig
 
     with _deep.options(allow_synthetic=True):

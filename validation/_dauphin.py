@@ -136,7 +136,8 @@ def probes_callback(config: dict) -> list:
     one batch, whose ``dauphin_eq1`` entries are recorded as ``eq1_<key>`` (D-eq1;
     absent for nets without a norm layer).
     """
-    from perceptron_theory.deep.probes import norms_probe, run_dataset
+    from perceptron_theory.deep.probes import norms_probe
+    from perceptron_theory.deep.runs import run_dataset
 
     bundle = run_dataset(config)
 

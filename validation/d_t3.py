@@ -59,7 +59,7 @@ def probes_callback(config: dict) -> list:
     ``norms`` probe after every epoch (keys ``embedding_sq``, ``output_sq``,
     ``gamma_sq_mean``) and the ``dropout`` probe after the last one (``dropout_drop``,
     ``dropout_acc``), both on the validation split."""
-    from perceptron_theory.deep.probes import run_dataset
+    from perceptron_theory.deep.runs import run_dataset
 
     bundle = run_dataset(config)
 

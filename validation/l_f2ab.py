@@ -153,7 +153,7 @@ def zeta_callback(config: dict) -> list:
     import torch
 
     from perceptron_theory.deep.data import derive_seed
-    from perceptron_theory.deep.probes import run_dataset
+    from perceptron_theory.deep.runs import run_dataset
 
     bundle = run_dataset(config)
 

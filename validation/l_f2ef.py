@@ -126,7 +126,7 @@ def callbacks(config: dict, *, ms, samples: int, permutations: int) -> list:
     import torch
 
     from perceptron_theory.deep.data import derive_seed
-    from perceptron_theory.deep.probes import run_dataset
+    from perceptron_theory.deep.runs import run_dataset
 
     bundle = run_dataset(config)
 

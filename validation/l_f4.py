@@ -79,7 +79,8 @@ CALLBACK = {"tiny": "validation.l_f4:finetune_tiny", "quick": "validation.l_f4:f
 def finetune_callback(config: dict, *, steps: int, every: int, n_eval: int | None) -> list:
     """Callbacks of one run: :func:`finetune_probe` (with the BN control) after the last
     epoch, on the run's own data (log key ``finetune``)."""
-    from perceptron_theory.deep.probes import finetune_probe, run_dataset
+    from perceptron_theory.deep.probes import finetune_probe
+    from perceptron_theory.deep.runs import run_dataset
 
     bundle = run_dataset(config)
 

@@ -71,7 +71,8 @@ ACC_IMAGES_ATOL = 2
 def test_batch_callback(config: dict) -> list:
     """Callback factory: the ``test-batch-size`` probe on the validation split after the
     last epoch, flattened to ``tb_acc_running``, ``tb_acc_batch_<B>``, ``tb_n_val``."""
-    from perceptron_theory.deep.probes import eval_batch_size_probe, run_dataset
+    from perceptron_theory.deep.probes import eval_batch_size_probe
+    from perceptron_theory.deep.runs import run_dataset
 
     bundle = run_dataset(config)
 

@@ -19,33 +19,27 @@ writes into ``out_dir``:
 ``result.json``
     The :class:`TrainResult` when the run ends.
 
-Randomness. Every epoch draws a fresh permutation of the training split from a
-generator seeded by ``(seed, epoch)`` (the last incomplete batch is dropped, BN needs
-full batches), augmentation from one seeded by ``(seed, epoch, rank)``; dropout and
-anything else use the global RNGs, whose states the checkpoint stores. So an epoch's
-randomness does not depend on how the run got there, which is what makes resuming
-exact.
+(:class:`TrainConfig` and what it builds -- data, model, penalties, optimizer -- live
+in :mod:`~perceptron_theory.deep.runs`; ``TrainConfig`` and ``load_checkpoint`` are
+re-exported here.)
 
-Learning rate. ``lr`` is the rate at the base batch size 128; the rate used is scaled
-linearly with the batch size (Goyal et al. 2017, "Accurate, large minibatch SGD"),
-as Luo et al. (2019, Sec. 5) do when they vary the batch size:
+Every SGD step of the package runs here. Measurements hook in through ``callbacks``
+(after each epoch) and ``step_callbacks`` (before the first step and after every
+step); ``train(config)`` without ``out_dir`` writes nothing and leaves the global RNG
+states as it found them, and then may start from a given ``model`` and ``data`` and
+stop after ``max_steps`` steps. The probes that train (``probes.probe_over_training``,
+``probes.finetune_probe``) are such runs.
 
-.. math::
+Randomness. The initialization draws from the global torch RNG seeded with
+``derive_seed(seed, 100)``. Every epoch draws a fresh permutation of the training
+split from a generator seeded by ``(seed, 300, epoch)`` (the last incomplete batch is
+dropped, BN needs full batches), augmentation from one seeded by ``(seed, 400, epoch,
+rank)`` and the samples of the population statistics from ``(seed, 200, epoch)``;
+dropout and anything else use the global RNGs, whose states the checkpoint stores. So
+an epoch's randomness does not depend on how the run got there, which is what makes
+resuming exact.
 
-    \\eta_0 = \\mathrm{lr} \\cdot M / 128, \\qquad
-    \\eta_t = \\eta_0 \\, f(t) \\, \\min\\!\\left(1, \\frac{t + 1}{T_w}\\right)
-
-with ``t`` the global step (0-based), ``T_w`` the warm-up steps and ``f`` the
-schedule:
-
-* ``constant``: f = 1;
-* ``step``: f = 0.1^k after k of the ``lr_milestones`` (fractions of ``epochs``,
-  default 1/2 and 3/4, rounded to whole epochs >= 1);
-* ``cosine``: f = (1 + cos(pi t / T)) / 2 over the T steps of the run;
-* ``luo``: f = (1 - lr_decay)^t, the continuous per-step decay of Luo et al. 2019,
-  App. B ("continuously decaying the learning rate by a factor of 1e-4 each step",
-  read as multiplying it by 1 - 1e-4 after every step, so that
-  eta_t = eta_0 exp(-1e-4 t) to first order; ``lr_decay`` = 1e-4 by default).
+Learning rate: :func:`~perceptron_theory.deep.runs.learning_rate` (re-exported here).
 
 Data parallelism. Started by ``torchrun`` with ``WORLD_SIZE > 1``, the model is
 wrapped in :class:`~torch.nn.parallel.DistributedDataParallel` and every global batch
@@ -59,17 +53,15 @@ the number of devices. Only rank 0 writes files.
 from __future__ import annotations
 
 import contextlib
-import inspect
 import io
 import json
 import logging
-import math
 import os
 import random
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -77,303 +69,35 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._checks import check_choice, check_int, check_real
+from .._checks import check_int
 from .._io import _jsonable, atomic_write_bytes, atomic_write_json, atomic_write_text
-from .data import DATASETS, augment, derive_seed, iterate_minibatches, make_dataset
-from .models import MODELS, make_model, model_options
-from .norms import NORMS, PopulationNorm, refresh_population_stats
-from .penalties import PENALTIES, forward_with_record, make_penalty, param_groups
+from .data import DataBundle, augment, derive_seed, iterate_minibatches
+from .norms import PopulationNorm, refresh_population_stats
+from .penalties import forward_with_record
+from .runs import (
+    BASE_BATCH,
+    CHECKPOINT_FILE,
+    CHECKPOINT_FORMAT,
+    CONFIG_FILE,
+    LOG_FILE,
+    RESULT_FILE,
+    SCHEDULES,
+    TrainConfig,
+    build_model,
+    learning_rate,
+    load_checkpoint,
+    make_optimizer,
+    make_penalties,
+    run_dataset,
+)
 
 __all__ = ["BASE_BATCH", "CHECK_EVERY", "SCHEDULES", "TrainConfig", "TrainResult", "evaluate",
            "learning_rate", "load_checkpoint", "torch_threads", "train"]
 
 log = logging.getLogger(__name__)
 
-BASE_BATCH = 128
-SCHEDULES = ("constant", "step", "cosine", "luo")
-DEVICES = ("auto", "cpu", "cuda")
-CONFIG_FILE, LOG_FILE, CHECKPOINT_FILE, RESULT_FILE = (
-    "config.json", "log.jsonl", "checkpoint.pt", "result.json")
-_CHECKPOINT_FORMAT = 1
-
-
-def _parse_penalties(value) -> tuple:
-    """``{name: coef}``, ``[(name, coef), ...]`` or ``["name=coef", ...]`` -> pairs."""
-    if value is None:
-        return ()
-    if isinstance(value, str):
-        value = [value]
-    items = value.items() if isinstance(value, Mapping) else value
-    out = []
-    for item in items:
-        if isinstance(item, str):
-            name, sep, coef = item.partition("=")
-            if not sep:
-                raise ValueError(f"penalties entries must read NAME=COEF, got {item!r}")
-            item = (name.strip(), coef.strip())
-        if not isinstance(item, Sequence) or len(item) != 2 or not isinstance(item[0], str):
-            raise ValueError(f"penalties must be (name, coef) pairs, got {item!r}")
-        coef = check_real(f"penalties[{item[0]!r}] coefficient", item[1], 0.0)
-        out.append((item[0], coef))
-    names = [n for n, _ in out]
-    if len(set(names)) != len(names):
-        raise ValueError(f"penalties must name each penalty once, got {names}")
-    return tuple(out)
-
-
-#: Fields added after the first release, with their defaults: left out of ``to_dict``
-#: when at the default so that dicts and run-store keys of existing runs stay valid.
-_LATE_FIELDS = {"compile": False, "threads": None}
-
-
-def _valid_model_options(model: str) -> tuple:
-    """Keyword options of ``make_model`` for ``model`` that the config may set."""
-    fixed = {"name", "norm", "num_classes", "in_channels", "image_size", "norm_options"}
-    common = [p.name for p in inspect.signature(make_model).parameters.values()
-              if p.kind is p.KEYWORD_ONLY and p.name not in fixed]
-    return (*model_options(model), *common)
-
-
-def _check_keys(name: str, value: Mapping, valid) -> None:
-    unknown = sorted(set(value) - set(valid))
-    if unknown:
-        raise ValueError(f"{name} has unknown key {unknown[0]!r}; valid keys: "
-                         f"{', '.join(valid) or 'none'}")
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Everything that defines a deep run; validated when built.
-
-    Field names follow the CLI flags (``--model --norm --penalty NAME=COEF --dataset
-    --batch-size --epochs --lr --device``).
-
-    Speed options. ``amp``, ``channels_last``, ``compile`` and ``threads`` can make
-    training faster and each changes the numbers when set; at their defaults (off, off,
-    off, ``None``) a run is bit for bit the one of the loop before they existed. Whether
-    they pay depends on the CPU: measure with ``benchmarks/deep.py --sections options``.
-    On a 2-core AVX2 EPYC (no native bfloat16), step speedups at batch 128 were:
-    channels-last 0.9-1.0x (small cnn) and 1.1x (default cnn), bf16 autocast 0.3-0.45x
-    and 0.1x (slower: emulated; ``train`` warns), ``torch.compile`` ~1.1x after ~30 s of
-    compilation (small cnn), and 2 threads instead of 1 from 1.2x on an idle machine to
-    0.3x with another process busy (torch's default wait policy).
-
-    Parameters
-    ----------
-    model : str
-        Architecture name for ``models.make_model`` (cnn, resnet18, wrn, mlp, deep-fc).
-    norm : str
-        Normalizer name for the model's norm layers (bn, pn, ln, ... ; see ``norms``).
-    norm_options, model_options : dict
-        Extra keyword arguments of the normalizer and of ``make_model``.
-    penalties : tuple of (str, float)
-        Additive penalties and their coefficients (``penalties.make_penalty``);
-        a dict ``{name: coef}`` or strings ``"NAME=COEF"`` are accepted too.
-    penalty_options : dict
-        ``{name: {option: value}}`` passed to ``make_penalty``.
-    dataset : {"auto", "fashion-mnist", "cifar10", "synthetic"}
-        See :func:`~perceptron_theory.deep.data.make_dataset`.
-    data_dir : str, optional
-        Folder of the data set's files.
-    subset, test_subset : int, optional
-        Use this many training-pool / test samples (seeded subsets).
-    val_fraction : float
-        Held-out fraction of the training pool, in [0, 1).
-    batch_size : int
-        Global batch size M (>= 2; BN needs two samples).
-    epochs : int
-        Number of passes over the training split (>= 1).
-    lr : float
-        Learning rate at batch size 128; the rate used is ``lr * batch_size / 128``.
-    momentum : float
-        SGD (heavy-ball) momentum, in [0, 1).
-    weight_decay : float
-        L2 coefficient of the weights (>= 0).
-    norm_decay : float, optional
-        L2 coefficient of the norm layers' gamma and beta ("gamma decay"); ``None``
-        uses ``weight_decay``.
-    scalar_decay : float, optional
-        L2 coefficient of scalar parameters such as Fixup's biases and multipliers;
-        ``None`` means 0 (as the Fixup authors).
-    schedule : {"constant", "step", "cosine", "luo"}
-        Learning-rate schedule (module docstring).
-    lr_decay : float
-        Per-step decay of the ``luo`` schedule, in [0, 1) (Luo et al.: 1e-4).
-    lr_milestones : tuple of float
-        Epoch fractions in (0, 1) at which ``step`` divides the rate by 10.
-    warmup_epochs : float
-        Linear warm-up length in epochs (>= 0).
-    augment : bool
-        Random flips and pad-4 crops of training batches.
-    amplitude : float
-        Scale of the standardized inputs (> 0).
-    snr : float, optional
-        Signal-to-noise variance ratio of added input noise (> 0).
-    seed : int
-        Seed of data, initialization, batch order, augmentation and dropout.
-    device : {"auto", "cpu", "cuda"}
-        ``auto`` takes CUDA when available.
-    amp : bool
-        bfloat16 autocast of the training and evaluation forward passes, on CUDA and on
-        the CPU. *Changes numerics.*
-    channels_last : bool
-        Channels-last (NHWC) memory format of the model and its image batches, on CUDA
-        and on the CPU. *Changes numerics* (other kernels: the last bits differ, and
-        training amplifies them).
-    compile : bool
-        ``torch.compile`` (Inductor) of the training forward (and so its backward); the
-        first steps pay the compilation (seconds to a minute on a CPU). Evaluation and
-        the PN refresh run the plain model. *Changes numerics* (fused, reordered float
-        operations).
-    threads : int, optional
-        ``torch.set_num_threads(threads)`` for the run, restored afterwards; ``None``
-        leaves the process's setting. *Changes numerics* bitwise (kernels split
-        reductions by thread count), which is why it is part of the configuration.
-        Under load from other processes, 1 thread is fastest (see ``benchmarks/deep.py``).
-    deterministic : bool
-        ``torch.use_deterministic_algorithms(True)`` for the run.
-    pn_refresh_every : int
-        Re-estimate the population statistics of ``pn`` layers exactly
-        (``norms.refresh_population_stats(..., passes=None)``: one forward sweep over
-        ``pn_samples`` for all PN layers together) at the start of epochs 1, 1 + k,
-        1 + 2k, ... for k = ``pn_refresh_every``.
-    pn_samples : int
-        Training samples used for the population statistics (Luo et al.: 10k).
-    eval_batch_size : int
-        Batch size of evaluation passes.
-    """
-
-    model: str = "cnn"
-    norm: str = "bn"
-    norm_options: dict = field(default_factory=dict)
-    model_options: dict = field(default_factory=dict)
-    penalties: tuple = ()
-    penalty_options: dict = field(default_factory=dict)
-    dataset: str = "auto"
-    data_dir: str | None = None
-    subset: int | None = None
-    test_subset: int | None = None
-    val_fraction: float = 0.1
-    batch_size: int = 128
-    epochs: int = 10
-    lr: float = 0.1
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    norm_decay: float | None = None
-    scalar_decay: float | None = None
-    schedule: str = "cosine"
-    lr_decay: float = 1e-4
-    lr_milestones: tuple = (0.5, 0.75)
-    warmup_epochs: float = 0.0
-    augment: bool = False
-    amplitude: float = 1.0
-    snr: float | None = None
-    seed: int = 0
-    device: str = "auto"
-    amp: bool = False
-    channels_last: bool = False
-    compile: bool = False
-    threads: int | None = None
-    deterministic: bool = False
-    pn_refresh_every: int = 1
-    pn_samples: int = 10_000
-    eval_batch_size: int = 1000
-
-    def __post_init__(self):
-        def put(name, value):
-            object.__setattr__(self, name, value)
-
-        check_choice("model", self.model, MODELS)
-        check_choice("norm", self.norm, NORMS)
-        for name in ("norm_options", "model_options", "penalty_options"):
-            value = getattr(self, name)
-            if value is None:
-                value = {}
-            if not isinstance(value, Mapping):
-                raise ValueError(f"{name} must be a dict of keyword arguments, got {value!r}")
-            put(name, dict(value))
-        _check_keys("model_options", self.model_options, _valid_model_options(self.model))
-        _check_keys("norm_options", self.norm_options, NORMS[self.norm].options)
-        put("penalties", _parse_penalties(self.penalties))
-        unknown = set(self.penalty_options) - {n for n, _ in self.penalties}
-        if unknown:
-            raise ValueError(f"penalty_options names penalties not in penalties: "
-                             f"{sorted(unknown)}")
-        for name, coef in self.penalties:
-            check_choice("penalty name", name, PENALTIES)
-            make_penalty(name, coef, **self.penalty_options.get(name, {}))  # checks options
-        check_choice("dataset", self.dataset, DATASETS)
-        if self.data_dir is not None:
-            put("data_dir", str(self.data_dir))
-        for name in ("subset", "test_subset"):
-            if getattr(self, name) is not None:
-                put(name, check_int(name, getattr(self, name), lo=2 if name == "subset" else 1))
-        put("val_fraction", check_real("val_fraction", self.val_fraction, 0.0, 1.0,
-                                       hi_open=True))
-        put("batch_size", check_int("batch_size", self.batch_size, lo=2))
-        put("epochs", check_int("epochs", self.epochs, lo=1))
-        put("lr", check_real("lr", self.lr, 0.0, lo_open=True))
-        put("momentum", check_real("momentum", self.momentum, 0.0, 1.0, hi_open=True))
-        put("weight_decay", check_real("weight_decay", self.weight_decay, 0.0))
-        for name in ("norm_decay", "scalar_decay"):
-            if getattr(self, name) is not None:
-                put(name, check_real(name, getattr(self, name), 0.0))
-        check_choice("schedule", self.schedule, SCHEDULES)
-        put("lr_decay", check_real("lr_decay", self.lr_decay, 0.0, 1.0, hi_open=True))
-        try:
-            milestones = tuple(float(m) for m in self.lr_milestones)
-        except (TypeError, ValueError):
-            raise ValueError(f"lr_milestones must be fractions in (0, 1), "
-                             f"got {self.lr_milestones!r}") from None
-        for m in milestones:
-            check_real("lr_milestones entry", m, 0.0, 1.0, lo_open=True, hi_open=True)
-        put("lr_milestones", tuple(sorted(milestones)))
-        put("warmup_epochs", check_real("warmup_epochs", self.warmup_epochs, 0.0,
-                                        float(self.epochs)))
-        put("amplitude", check_real("amplitude", self.amplitude, 0.0, lo_open=True))
-        if self.snr is not None:
-            put("snr", check_real("snr", self.snr, 0.0, lo_open=True))
-        put("seed", check_int("seed", self.seed, lo=0))
-        check_choice("device", self.device, DEVICES)
-        for name in ("augment", "amp", "channels_last", "compile", "deterministic"):
-            if not isinstance(getattr(self, name), (bool, np.bool_)):
-                raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
-            put(name, bool(getattr(self, name)))
-        if self.threads is not None:
-            put("threads", check_int("threads", self.threads, lo=1))
-        put("pn_refresh_every", check_int("pn_refresh_every", self.pn_refresh_every, lo=1))
-        put("pn_samples", check_int("pn_samples", self.pn_samples, lo=2))
-        put("eval_batch_size", check_int("eval_batch_size", self.eval_batch_size, lo=1))
-
-    @property
-    def effective_lr(self) -> float:
-        """``lr * batch_size / 128`` (Goyal et al.'s linear scaling rule)."""
-        return self.lr * self.batch_size / BASE_BATCH
-
-    def to_dict(self) -> dict:
-        """JSON-able fields. Options added after the first release (``compile``,
-        ``threads``) appear only when they differ from their defaults, so a default
-        configuration has the same dict (and run-store key) as before."""
-        d = asdict(self)
-        d["penalties"] = [list(p) for p in self.penalties]
-        d["lr_milestones"] = list(self.lr_milestones)
-        for name, default in _LATE_FIELDS.items():
-            if d[name] == default:
-                del d[name]
-        return d
-
-    @classmethod
-    def from_dict(cls, d: Mapping) -> TrainConfig:
-        """Inverse of :meth:`to_dict`; unknown keys raise ValueError."""
-        names = {f.name for f in fields(cls)}
-        unknown = set(d) - names
-        if unknown:
-            raise ValueError(f"unknown TrainConfig fields: {sorted(unknown)}")
-        d = dict(d)
-        if "penalties" in d and d["penalties"] is not None and not isinstance(
-                d["penalties"], Mapping):
-            d["penalties"] = [tuple(p) if isinstance(p, list) else p for p in d["penalties"]]
-        return cls(**d)
+#: Splits evaluated after every epoch by default.
+EVAL_SPLITS = ("val", "test")
 
 
 @dataclass(frozen=True)
@@ -382,41 +106,19 @@ class TrainResult:
 
     ``final`` is the last epoch's log line (empty when no epoch ran); ``history`` all
     of them; ``diverged`` is True when a non-finite loss stopped the run, in which case
-    ``final`` holds ``diverged_epoch`` and ``diverged_step``.
+    ``final`` holds ``diverged_epoch`` and ``diverged_step``; ``out_dir`` is None for a
+    run without files.
     """
 
     final: dict
     history: tuple
-    out_dir: str
+    out_dir: str | None
     epochs_done: int
     diverged: bool = False
 
     def to_dict(self) -> dict:
         return {"final": self.final, "history": list(self.history), "out_dir": self.out_dir,
                 "epochs_done": self.epochs_done, "diverged": self.diverged}
-
-
-# ----------------------------------------------------------------------------- schedule
-
-
-def learning_rate(config: TrainConfig, step: int, steps_per_epoch: int) -> float:
-    """The learning rate of global step ``step`` (0-based); see the module docstring."""
-    steps_per_epoch = check_int("steps_per_epoch", steps_per_epoch, lo=1)
-    step = check_int("step", step, lo=0)
-    total = config.epochs * steps_per_epoch
-    if config.schedule == "constant":
-        f = 1.0
-    elif config.schedule == "step":
-        epoch = step // steps_per_epoch
-        f = 0.1 ** sum(epoch >= max(1, round(m * config.epochs)) for m in config.lr_milestones)
-    elif config.schedule == "cosine":
-        f = 0.5 * (1.0 + math.cos(math.pi * min(step, total) / total))
-    else:  # luo
-        f = (1.0 - config.lr_decay) ** step
-    warmup = round(config.warmup_epochs * steps_per_epoch)
-    if warmup > 0 and step < warmup:
-        f *= (step + 1) / warmup
-    return config.effective_lr * f
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -451,21 +153,6 @@ def _set_rng_state(state: dict) -> None:
     torch.set_rng_state(state["torch"])
     if state["cuda"] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def load_checkpoint(path, map_location="cpu") -> dict:
-    """A checkpoint written by :func:`train`, loaded with ``weights_only=True``."""
-    path = Path(path)
-    try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    except FileNotFoundError:
-        raise
-    except Exception as exc:  # any unpickling failure means a bad file
-        raise ValueError(f"{path}: not a readable checkpoint ({exc})") from None
-    if not isinstance(ckpt, dict) or ckpt.get("format") != _CHECKPOINT_FORMAT:
-        raise ValueError(f"{path}: not a perceptron_theory checkpoint (format "
-                         f"{_CHECKPOINT_FORMAT})")
-    return ckpt
 
 
 class _Recorder(nn.Module):
@@ -655,8 +342,11 @@ def _progress_bar(enabled, total, initial):
 # ----------------------------------------------------------------------------- train
 
 
-def train(config: TrainConfig, out_dir, *, resume: bool = False, progress=None,
-          callbacks: Sequence[Callable] = ()) -> TrainResult:
+def train(config: TrainConfig, out_dir=None, *, resume: bool = False, progress=None,
+          callbacks: Sequence[Callable] = (), step_callbacks: Sequence[Callable] = (),
+          eval_splits: Sequence[str] = EVAL_SPLITS, model: nn.Module | None = None,
+          data: DataBundle | None = None, device=None,
+          max_steps: int | None = None) -> TrainResult:
     """Train ``config.model`` on ``config.dataset`` with SGD; checkpoint and log each epoch.
 
     Objective per batch: mean cross-entropy of the logits plus each penalty's value
@@ -666,12 +356,21 @@ def train(config: TrainConfig, out_dir, *, resume: bool = False, progress=None,
     and ``train_acc`` are running means over the epoch's training batches (train mode,
     augmented inputs, cross-entropy only).
 
+    Without ``out_dir`` nothing is written (no folder, log, checkpoint or result), the
+    run stays in this process (no ``DistributedDataParallel``), and the global Python,
+    numpy, torch and CUDA RNG states are restored when it ends: a probe can train a net
+    (``probes.probe_over_training``, ``probes.finetune_probe``) without side effects,
+    even from inside another run's callback. Only this mode takes ``model``, ``data``,
+    ``device`` and ``max_steps``, because a run folder must be rebuildable from its
+    ``config.json`` (:func:`~perceptron_theory.deep.runs.load_run`).
+
     Parameters
     ----------
     config : TrainConfig
         The run.
-    out_dir : str or Path
+    out_dir : str or Path, optional
         Output folder (created). Without ``resume`` it must not hold a checkpoint.
+        None: write nothing (see above).
     resume : bool
         Continue from ``out_dir/checkpoint.pt`` (or start afresh when there is none).
         The configuration must equal the saved one except for ``epochs``.
@@ -680,6 +379,30 @@ def train(config: TrainConfig, out_dir, *, resume: bool = False, progress=None,
     callbacks : sequence of callables
         ``cb(model, epoch, metrics) -> dict | None`` after each epoch's evaluation; a
         returned dict is merged into the epoch's log line (values must be JSON-able).
+    step_callbacks : sequence of callables
+        ``cb(model, step, info)`` once before the first step of the call (``step`` = the
+        steps done so far, 0 for a new run; ``info["batch_loss"]`` None) and after every
+        SGD step (``step`` counts it). ``info``: ``epoch``, ``lr`` (the step's rate; the
+        next step's before the first), ``batch_loss`` (the batch's cross entropy, a
+        0-dim tensor, penalties excluded). The return value is ignored; the model is
+        put back in training mode afterwards. Used for measurements at step resolution.
+    eval_splits : sequence of {"val", "test"}
+        Splits evaluated after every epoch (``()``: none, e.g. when a callback measures
+        what it needs).
+    model : torch.nn.Module, optional
+        Train this net, in place, instead of building ``config``'s (``config.model``,
+        ``norm`` and their options are then unused, and so is the initialization
+        seed). Needs ``out_dir=None``.
+    data : DataBundle, optional
+        Train on this data instead of ``run_dataset(config)``; on the training device.
+        Needs ``out_dir=None``.
+    device : str or torch.device, optional
+        Where to train: by default the device of ``model`` when given, else
+        ``config.device``. Needs ``out_dir=None``.
+    max_steps : int, optional
+        Stop after this many SGD steps (the last epoch may be partial), however many
+        epochs that takes; ``config.epochs`` still sets the learning-rate schedule's
+        length. Needs ``out_dir=None``.
 
     Returns
     -------
@@ -693,10 +416,27 @@ def train(config: TrainConfig, out_dir, *, resume: bool = False, progress=None,
     """
     if not isinstance(config, TrainConfig):
         raise ValueError(f"config must be a TrainConfig, got {type(config).__name__}")
-    callbacks = tuple(callbacks)
-    for cb in callbacks:
+    callbacks, step_callbacks = tuple(callbacks), tuple(step_callbacks)
+    for cb in callbacks + step_callbacks:
         if not callable(cb):
             raise ValueError(f"callbacks must be callables, got {cb!r}")
+    if isinstance(eval_splits, str):
+        eval_splits = (eval_splits,)
+    eval_splits = tuple(eval_splits)
+    for split in eval_splits:
+        if split not in EVAL_SPLITS:
+            raise ValueError(f"eval_splits entries must be one of {', '.join(EVAL_SPLITS)}, "
+                             f"got {split!r}")
+    if out_dir is None:
+        if resume:
+            raise ValueError("resume needs out_dir (the folder of the run to continue)")
+        return _train_without_files(config, progress, callbacks, step_callbacks, eval_splits,
+                                    model, data, device, max_steps)
+    given = [k for k, v in (("model", model), ("data", data), ("device", device),
+                            ("max_steps", max_steps)) if v is not None]
+    if given:
+        raise ValueError(f"{given[0]} needs out_dir=None: a run folder must be rebuildable "
+                         f"from its config.json")
     out_dir = Path(out_dir)
     ckpt_path = out_dir / CHECKPOINT_FILE
     if resume:
@@ -710,15 +450,13 @@ def train(config: TrainConfig, out_dir, *, resume: bool = False, progress=None,
     if config.batch_size % dist_ctx.world_size:
         raise ValueError(f"batch_size must be a multiple of the world size "
                          f"{dist_ctx.world_size}, got {config.batch_size}")
-    if config.amp and device.type == "cpu" and not _cpu_has_bf16():
-        log.warning("amp: this CPU has no native bfloat16 (AVX512-BF16 / AMX); autocast "
-                    "emulates it and is usually several times slower than float32")
-
+    _warn_slow_amp(config, device)
+    run = _Run(config, device, dist_ctx, out_dir=out_dir, resume=resume, progress=progress,
+               callbacks=callbacks, step_callbacks=step_callbacks, eval_splits=eval_splits)
     try:
         with _determinism(config.deterministic, device.type == "cuda"), \
                 torch_threads(config.threads):
-            return _train(config, out_dir, resume, progress, callbacks, dist_ctx, device,
-                          config.amp, config.channels_last)
+            return _train(run)
     finally:
         if dist_ctx.created:
             import torch.distributed as dist
@@ -726,18 +464,67 @@ def train(config: TrainConfig, out_dir, *, resume: bool = False, progress=None,
             dist.destroy_process_group()
 
 
-def _train(config, out_dir, resume, progress, callbacks, dist_ctx, device, use_amp,
-           channels_last) -> TrainResult:
-    ckpt_path = out_dir / CHECKPOINT_FILE
-    is_main = dist_ctx.rank == 0
+def _train_without_files(config, progress, callbacks, step_callbacks, eval_splits, model,
+                         data, device, max_steps) -> TrainResult:
+    """:func:`train` with ``out_dir=None``: checks, then one process, RNG states kept."""
+    if model is not None and not isinstance(model, nn.Module):
+        raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if data is not None and not isinstance(data, DataBundle):
+        raise ValueError(f"data must be a DataBundle, got {type(data).__name__}")
+    if max_steps is not None:
+        max_steps = check_int("max_steps", max_steps, lo=0)
+    if device is not None:
+        device = torch.device(device)
+    elif model is not None and next(model.parameters(), None) is not None:
+        device = next(model.parameters()).device
+    else:
+        device = _resolve_device(config.device, 0)
+    _warn_slow_amp(config, device)
+    run = _Run(config, device, _Dist(), progress=progress, callbacks=callbacks,
+               step_callbacks=step_callbacks, eval_splits=eval_splits, model=model,
+               bundle=data, max_steps=max_steps)
+    state = _rng_state()
+    try:
+        with _determinism(config.deterministic, device.type == "cuda"), \
+                torch_threads(config.threads):
+            return _train(run)
+    finally:
+        _set_rng_state(state)
+
+
+def _warn_slow_amp(config: TrainConfig, device: torch.device) -> None:
+    if config.amp and device.type == "cpu" and not _cpu_has_bf16():
+        log.warning("amp: this CPU has no native bfloat16 (AVX512-BF16 / AMX); autocast "
+                    "emulates it and is usually several times slower than float32")
+
+
+@dataclass
+class _Run:
+    """What one call of :func:`train` runs: the config and the caller's choices."""
+
+    config: TrainConfig
+    device: torch.device
+    dist_ctx: _Dist
+    out_dir: Path | None = None
+    resume: bool = False
+    progress: bool | None = None
+    callbacks: tuple = ()
+    step_callbacks: tuple = ()
+    eval_splits: tuple = EVAL_SPLITS
+    model: nn.Module | None = None
+    bundle: DataBundle | None = None
+    max_steps: int | None = None
+
+
+def _train(run: _Run) -> TrainResult:
+    config, device, dist_ctx, out_dir = run.config, run.device, run.dist_ctx, run.out_dir
+    use_amp, channels_last = config.amp, config.channels_last
+    writes = dist_ctx.rank == 0 and out_dir is not None
     random.seed(config.seed)
     np.random.seed(config.seed)
     torch.manual_seed(config.seed)
 
-    bundle = make_dataset(config.dataset, data_dir=config.data_dir,
-                          val_fraction=config.val_fraction, subset=config.subset,
-                          test_subset=config.test_subset, seed=config.seed, device=device,
-                          amplitude=config.amplitude, snr=config.snr)
+    bundle = run.bundle if run.bundle is not None else run_dataset(config, device)
     n_train = len(bundle.train_y)
     if config.batch_size > n_train:
         raise ValueError(f"batch_size must be an integer in [2, {n_train}] (the training "
@@ -745,19 +532,12 @@ def _train(config, out_dir, resume, progress, callbacks, dist_ctx, device, use_a
     steps_per_epoch = n_train // config.batch_size
 
     torch.manual_seed(derive_seed(config.seed, 100))
-    model = make_model(config.model, norm=config.norm, num_classes=bundle.num_classes,
-                       in_channels=bundle.in_channels, image_size=bundle.image_size,
-                       norm_options=config.norm_options or None,
-                       **config.model_options).to(device)
+    model = run.model if run.model is not None else build_model(config, bundle, device)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
-    penalties = [(name, make_penalty(name, coef, **config.penalty_options.get(name, {})))
-                 for name, coef in config.penalties]
+    penalties = make_penalties(config)
     needs_norm_inputs = any(getattr(p, "needs_norm_inputs", False) for _, p in penalties)
-    optimizer = torch.optim.SGD(
-        param_groups(model, weight_decay=config.weight_decay, norm_decay=config.norm_decay,
-                     scalar_decay=config.scalar_decay),
-        lr=config.effective_lr, momentum=config.momentum)
+    optimizer = make_optimizer(config, model)
     recorder = _Recorder(model, needs_norm_inputs)
     if dist_ctx.world_size > 1:
         from torch.nn.parallel import DistributedDataParallel
@@ -768,7 +548,8 @@ def _train(config, out_dir, resume, progress, callbacks, dist_ctx, device, use_a
     forward = torch.compile(recorder) if config.compile else recorder
 
     epoch, step, history = 0, 0, []
-    if resume and ckpt_path.is_file():
+    ckpt_path = None if out_dir is None else out_dir / CHECKPOINT_FILE
+    if run.resume and ckpt_path.is_file():
         ckpt = load_checkpoint(ckpt_path)
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
@@ -776,10 +557,10 @@ def _train(config, out_dir, resume, progress, callbacks, dist_ctx, device, use_a
         history = json.loads(ckpt["history"])
         _set_rng_state(ckpt["rng"])
         log.info("resuming %s at epoch %d", out_dir, epoch)
-    elif resume:
+    elif run.resume:
         log.info("resume: no %s in %s; starting afresh", CHECKPOINT_FILE, out_dir)
 
-    if is_main:
+    if writes:
         out_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_json(out_dir / CONFIG_FILE, config.to_dict())
         # The log is rebuilt from the checkpoint, dropping lines of an interrupted epoch;
@@ -788,10 +569,22 @@ def _train(config, out_dir, resume, progress, callbacks, dist_ctx, device, use_a
                           "".join(json.dumps(h, default=_jsonable) + "\n" for h in history),
                           fsync=False)
 
-    bar = _progress_bar(progress if is_main else False, config.epochs, epoch)
+    def at_step(batch_loss, lr):
+        info = {"epoch": epoch, "lr": lr, "batch_loss": batch_loss}
+        for cb in run.step_callbacks:
+            cb(model, step, info)
+        model.train()
+
+    def more_epochs():
+        return step < run.max_steps if run.max_steps is not None else epoch < config.epochs
+
+    if run.step_callbacks:
+        at_step(None, learning_rate(config, step, steps_per_epoch))
+    bar = _progress_bar(run.progress if dist_ctx.rank == 0 else False,
+                        config.epochs if run.max_steps is None else None, epoch)
     diverged = False
     try:
-        while epoch < config.epochs and not diverged:
+        while more_epochs() and not diverged:
             epoch += 1
             t0 = time.perf_counter()
             if has_pn and (epoch - 1) % config.pn_refresh_every == 0:
@@ -831,11 +624,15 @@ def _train(config, out_dir, resume, progress, callbacks, dist_ctx, device, use_a
                 optimizer.step()
                 step += 1
                 window.add(loss, ce, pen, logits, yb)
+                if run.step_callbacks:
+                    at_step(ce.detach(), lr)
                 if len(window) == CHECK_EVERY:
                     sums, bad = window.flush(sums, step, dist_ctx)
                     if bad is not None:
                         diverged, step = True, bad
                         break
+                if run.max_steps is not None and step >= run.max_steps:
+                    break
             if not diverged and len(window):
                 sums, bad = window.flush(sums, step, dist_ctx)
                 if bad is not None:
@@ -855,16 +652,16 @@ def _train(config, out_dir, resume, progress, callbacks, dist_ctx, device, use_a
                 log.warning("non-finite loss at epoch %d, step %d: training stopped",
                             epoch, step)
                 history.append(metrics)
-                if is_main:
+                if writes:
                     _append_line(out_dir / LOG_FILE, metrics)
                 break
             dist_ctx.sync_buffers(model)
-            for split in ("val", "test"):
+            for split in run.eval_splits:
                 x, y = bundle.split(split)
                 loss, acc = evaluate(model, x, y, config.eval_batch_size, amp=use_amp,
                                      channels_last=channels_last)
                 metrics[f"{split}_loss"], metrics[f"{split}_acc"] = loss, acc
-            for cb in callbacks:
+            for cb in run.callbacks:
                 extra = cb(model, epoch, dict(metrics))
                 if extra:
                     metrics.update(extra)
@@ -872,7 +669,7 @@ def _train(config, out_dir, resume, progress, callbacks, dist_ctx, device, use_a
             metrics["time"] = time.perf_counter() - t0
             metrics["diverged"] = False
             history.append(metrics)
-            if is_main:
+            if writes:
                 _save_checkpoint(ckpt_path, model, optimizer, epoch, step, history, config)
                 _append_line(out_dir / LOG_FILE, metrics)
                 log.info("epoch %d/%d: %s", epoch, config.epochs, _short(metrics))
@@ -884,9 +681,9 @@ def _train(config, out_dir, resume, progress, callbacks, dist_ctx, device, use_a
             bar.close()
 
     result = TrainResult(final=dict(history[-1]) if history else {}, history=tuple(history),
-                         out_dir=str(out_dir), epochs_done=epoch - int(diverged),
-                         diverged=diverged)
-    if is_main:
+                         out_dir=None if out_dir is None else str(out_dir),
+                         epochs_done=epoch - int(diverged), diverged=diverged)
+    if writes:
         atomic_write_json(out_dir / RESULT_FILE, result.to_dict())
     return result
 
@@ -960,7 +757,7 @@ def _append_line(path: Path, obj: dict) -> None:
 def _save_checkpoint(path, model, optimizer, epoch, step, history, config) -> None:
     """``torch.save`` into memory, then an atomic write (temp file + ``os.replace``)."""
     state = {
-        "format": _CHECKPOINT_FORMAT,
+        "format": CHECKPOINT_FORMAT,
         "epoch": epoch,
         "model": model.state_dict(),
         "optimizer": optimizer.state_dict(),
