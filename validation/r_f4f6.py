@@ -97,26 +97,54 @@ def _config(size: str, norm: str, seed: int):
 _CACHE: dict = {}
 
 
+def spectrum(config: dict, steps: int, every: int, opts: dict) -> dict:
+    """One ``probe_over_training`` record with the ``hessian`` probe (a unit of the
+    executor: ``config`` a :class:`TrainConfig` dict)."""
+    from perceptron_theory.deep.probes import probe_over_training
+    from perceptron_theory.deep.train import TrainConfig
+
+    cfg = TrainConfig.from_dict(config)
+    return probe_over_training(cfg, steps, every, {"hessian": opts}, device=cfg.device)
+
+
 def spectra(size: str, seed: int, norms=None) -> dict:
     """``{norm: [probe_over_training record per seed]}`` with the ``hessian`` probe, for
-    ``norms`` (default :data:`ARMS` of ``size``); cached per (size, seed, norm) in the
-    process, so the check and the figure share runs."""
-    from perceptron_theory.deep.probes import probe_over_training
+    ``norms`` (default :data:`ARMS` of ``size``): one unit per (norm, seed) on the
+    executor (the local pool of the size's workers), kept in the deep run store when
+    one is set and cached per (size, seed, norm) in the process, so the check and the
+    figure share runs."""
+    import json
+
+    from perceptron_theory import executor
+    from perceptron_theory.store import Store
 
     s, scale = SETTINGS[size], _deep.SCALES[size]
     opts = {"n": s["n"], "k": K, "mode": "train", "density": True,
             "slq_steps": s["slq_steps"], "seed": 0}
-    device = _deep.torch_device(scale)
-    out = {}
-    with _deep.torch_threads(1 if device == "cpu" else None):
-        for norm in norms or ARMS[size]:
-            key = (size, seed, norm)
-            if key not in _CACHE:
-                _CACHE[key] = [probe_over_training(_config(size, norm, sd), s["steps"],
-                                                   s["every"], {"hessian": opts}, device=device)
-                               for sd in scale.seeds(seed)]
-            out[norm] = _CACHE[key]
-    return out
+    todo = [n for n in norms or ARMS[size] if (size, seed, n) not in _CACHE]
+    seeds = scale.seeds(seed)
+    units, keys = [], []
+    tag = "validation.r_f4f6:spectrum " + json.dumps(
+        {"steps": s["steps"], "every": s["every"], "opts": opts}, sort_keys=True)
+    for norm in todo:
+        for sd in seeds:
+            cfg = _config(size, norm, sd).to_dict()
+            units.append(executor.Unit("validation.r_f4f6:spectrum",
+                                       {"config": cfg, "steps": s["steps"],
+                                        "every": s["every"], "opts": opts}, kind="deep",
+                                       key=_deep._store_key(cfg, tag), code=False))
+            keys.append(norm)
+    if units:
+        cache = _deep._OPTIONS["cache_dir"]
+        one_device = _deep.torch_device(scale) == "cpu"
+        n = min(scale.workers, len(units)) if one_device else 1
+        out = executor.run_units(units, store=Store(cache) if cache else None,
+                                 rerun=_deep._OPTIONS["rerun"],
+                                 executor=executor.current(n, 1 if one_device else None))
+        for norm in todo:
+            _CACHE[(size, seed, norm)] = [r for k, r in zip(keys, out, strict=True)
+                                          if k == norm]
+    return {norm: _CACHE[(size, seed, norm)] for norm in norms or ARMS[size]}
 
 
 def _log_series(recs: list[dict], key: str) -> np.ndarray:
