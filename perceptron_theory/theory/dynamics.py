@@ -85,13 +85,13 @@ import functools
 from dataclasses import asdict, dataclass
 
 import numpy as np
-import sympy as sp
-from scipy import integrate as _integrate
 from scipy import optimize as _optimize
 
 from perceptron_theory._checks import check_array, check_choice, check_int, check_real
 from perceptron_theory._io import to_plain_dict
 from perceptron_theory.theory import integrals as _int
+from perceptron_theory.theory._codegen import lambdified
+from perceptron_theory.theory.integrals import sp  # sympy, imported on first use
 
 __all__ = [
     "METHODS",
@@ -113,8 +113,16 @@ __all__ = [
 METHODS = ("bn", "wn", "sgd")
 
 # ---------------------------------------------------------------------- symbolic system
-_g, _R, _L, _eta, _zeta = sp.symbols("gamma R L eta zeta", real=True)
-_Isym = {k: sp.Function(k) for k in ("I1", "I2", "I3")}
+@functools.cache
+def _symbols():
+    """The ODE's sympy symbols ``(gamma, R, L, eta, zeta)``, the integrals as undefined
+    functions, and placeholders for their values and partial derivatives (built on first
+    use: a warm process evaluates the cached right-hand side without sympy)."""
+    g, R, L, eta, zeta = sp.symbols("gamma R L eta zeta", real=True)
+    Isym = {k: sp.Function(k) for k in ("I1", "I2", "I3")}
+    vals = {k: sp.Symbol(f"v_{k}") for k in ("I1", "I2", "I3")}
+    dvals = {(k, w): sp.Symbol(f"v_{k}_{w}") for k in ("I1", "I2", "I3") for w in ("Q", "R")}
+    return (g, R, L, eta, zeta), Isym, vals, dvals
 
 
 def _check_method(method: str, zeta: float) -> float:
@@ -134,6 +142,7 @@ def symbolic_system(method: str) -> tuple[tuple[sp.Symbol, ...], sp.Matrix, sp.M
     (and their derivatives), so the same expressions serve every activation.
     """
     check_choice("method", method, METHODS)
+    (_g, _R, _L, _eta, _zeta), _Isym, _, _ = _symbols()
     I1, I2, I3 = (_Isym[k](_g, _R) for k in ("I1", "I2", "I3"))
     if method == "sgd":
         state = (_g, _R)  # gamma plays Q
@@ -150,12 +159,8 @@ def symbolic_system(method: str) -> tuple[tuple[sp.Symbol, ...], sp.Matrix, sp.M
     return state, f, f.jacobian(sp.Matrix(state))
 
 
-# placeholders for the integral values and their partial derivatives
-_vals = {k: sp.Symbol(f"v_{k}") for k in ("I1", "I2", "I3")}
-_dvals = {(k, w): sp.Symbol(f"v_{k}_{w}") for k in ("I1", "I2", "I3") for w in ("Q", "R")}
-
-
-def _substitute(expr: sp.Expr) -> sp.Expr:
+def _substitute(expr):
+    (_g, _R, *_), _Isym, _vals, _dvals = _symbols()
     rep = {}
     for k, F in _Isym.items():
         rep[sp.Derivative(F(_g, _R), _g)] = _dvals[(k, "Q")]
@@ -164,15 +169,20 @@ def _substitute(expr: sp.Expr) -> sp.Expr:
     return expr.subs({F(_g, _R): _vals[k] for k, F in _Isym.items()})
 
 
-_ARGS = (_g, _R, _L, _eta, _zeta, *_vals.values(), *_dvals.values())
+def _args():
+    state, _, vals, dvals = _symbols()
+    return (*state, *vals.values(), *dvals.values())
 
 
 @functools.cache
 def _compiled_system(method: str):
-    _, f, J = symbolic_system(method)
-    f_num = sp.lambdify(_ARGS, _substitute(f), modules="numpy", cse=True)
-    J_num = sp.lambdify(_ARGS, _substitute(J), modules="numpy", cse=True)
-    return f_num, J_num
+    def derive(which):
+        _, f, J = symbolic_system(method)
+        return sp.lambdify(_args(), _substitute(f if which == "f" else J), modules="numpy",
+                           cse=True)
+
+    return tuple(lambdified(f"dynamics:{method}:{w}", lambda w=w: derive(w), ("dynamics.py",))
+                 for w in ("f", "J"))
 
 
 def _integral_args(activation: str, gamma: float, R: float, with_derivatives: bool):
@@ -289,6 +299,8 @@ def integrate(method: str, activation: str, *, lr: float, zeta: float = 0.0,
     blow.terminal = True
     t_eval = np.linspace(0.0, t_max, n_points)
     with np.errstate(all="ignore"):
+        from scipy import integrate as _integrate  # ~0.5 s: only when integrating
+
         sol = _integrate.solve_ivp(f, (0.0, t_max), y0, method="LSODA", t_eval=t_eval,
                                    rtol=rtol, atol=atol, events=blow)
     y = sol.y
