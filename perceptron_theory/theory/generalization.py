@@ -98,6 +98,7 @@ import numpy as np
 
 from perceptron_theory._checks import check_array, check_choice, check_int, check_real
 from perceptron_theory._io import to_plain_dict
+from perceptron_theory.theory.conventions import DECAY_CONVENTIONS
 
 __all__ = [
     "STUDENTS",
@@ -124,10 +125,6 @@ __all__ = [
 
 STUDENTS = ("linear", "relu")
 METHODS = ("min-norm", "ridge", "bn", "replica")
-#: How a decay is read (``decay_convention``): ``"sum"`` as is; ``"decay2"``/``"theorem1"``
-#: per sample, as in :mod:`.batchnorm` (unhalved / halved mean loss + zeta gamma^2).
-DECAY_CONVENTIONS = ("sum", "decay2", "theorem1")
-_PER_SAMPLE_FACTOR = {"sum": None, "decay2": 1.0, "theorem1": 2.0}  # zeta_sum = f alpha zeta
 #: Per-sample (``decay2``) equivalent decay of BN for the linear student, by model.
 BN_DECAYS = ("leading", "exact", "real-batch")
 
@@ -755,7 +752,7 @@ def learning_curve(student: str, method: str, alpha, *, noise: float, zeta=0.0,
         raise ValueError(f"alpha must be in (0, 2) for the ReLU closed form (Luo et al. eq. 25)"
                          f"; found {float(a[a >= 2.0][0])!r}")
     conv = decay_convention or ("decay2" if method == "bn" else "sum")
-    factor = _PER_SAMPLE_FACTOR[conv]
+    factor = DECAY_CONVENTIONS[conv].sum_factor  # zeta_sum = factor * alpha * zeta
 
     if method == "bn":
         z_ps = bn_equivalent_decay(M, bn_decay)
