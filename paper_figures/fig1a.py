@@ -78,10 +78,10 @@ def curves(alpha: np.ndarray, n_opt: int) -> dict:
     d = {
         "alpha": alpha.tolist(),
         "min_norm": _clean(lc("linear", "min-norm", alpha, noise=NOISE).eps),
-        "plug_in": _clean(lc("linear", "bn", alpha, noise=NOISE, batch_size=BATCH,
+        "plug_in": _clean(lc("linear", "wn-decay", alpha, noise=NOISE, batch_size=BATCH,
                              decay_convention="sum").eps),
-        "per_sample": _clean(lc("linear", "bn", alpha, noise=NOISE, batch_size=BATCH).eps),
-        "zeta_S": _clean(lc("linear", "ridge", alpha, noise=NOISE, zeta=NOISE).eps),
+        "per_sample": _clean(lc("linear", "wn-decay", alpha, noise=NOISE, batch_size=BATCH).eps),
+        "zeta_S": _clean(lc("linear", "wn-decay", alpha, noise=NOISE, zeta=NOISE).eps),
     }
     a_opt = np.linspace(alpha[0], alpha[-1], n_opt)
     opt = gen.optimal_ridge(a_opt, NOISE)
@@ -93,7 +93,7 @@ def curves(alpha: np.ndarray, n_opt: int) -> dict:
         for conv in ("sum", "decay2"):
             bn[f"{model}/{conv}"] = {
                 "zeta_per_sample": z,
-                "eps": _clean(lc("linear", "bn", alpha, noise=NOISE, batch_size=BATCH,
+                "eps": _clean(lc("linear", "wn-decay", alpha, noise=NOISE, batch_size=BATCH,
                                  bn_decay=model, decay_convention=conv).eps)}
     d["bn_models"] = bn
     a_r = alpha[alpha < RELU_ALPHA_MAX]

@@ -98,16 +98,15 @@ RELU_INFEASIBLE_ALPHA = 1.7  # with S = 0.25 no zero-excess-loss ReLU student ex
 CURVES = {
     "min-norm": (lambda a: gen.learning_curve("linear", "min-norm", a, noise=NOISE).eps,
                  lambda a: 0.0),
-    "ridge zeta=S": (lambda a: gen.learning_curve("linear", "ridge", a, noise=NOISE,
+    "ridge zeta=S": (lambda a: gen.learning_curve("linear", "wn-decay", a, noise=NOISE,
                                                   zeta=NOISE).eps,
                      lambda a: NOISE),
-    "zeta=1/(2M) plug-in": (lambda a: gen.learning_curve("linear", "bn", a, noise=NOISE,
+    "zeta=1/(2M) plug-in": (lambda a: gen.learning_curve("linear", "wn-decay", a, noise=NOISE,
                                                          batch_size=BATCH,
                                                          decay_convention="sum").eps,
                             lambda a: 1.0 / (2 * BATCH)),
-    "zeta=alpha/(2M) per-sample": (lambda a: gen.learning_curve("linear", "bn", a, noise=NOISE,
-                                                                batch_size=BATCH).eps,
-                                   lambda a: a / (2 * BATCH)),
+    "zeta=alpha/(2M) per-sample": (lambda a: gen.learning_curve(
+        "linear", "wn-decay", a, noise=NOISE, batch_size=BATCH).eps, lambda a: a / (2 * BATCH)),
 }
 
 
@@ -309,7 +308,7 @@ def _tq(alpha):
 
 
 def _ridge_inf(alpha, zeta):
-    return gen.learning_curve("linear", "ridge", alpha, noise=NOISE, zeta=zeta).eps
+    return gen.learning_curve("linear", "wn-decay", alpha, noise=NOISE, zeta=zeta).eps
 
 
 def shrunk_min_norm(alpha, c):

@@ -54,6 +54,8 @@ from numba import njit
 
 from perceptron_theory.simulate._rng import fill_normal, fill_normal_dot, next_u64, normal
 
+#: The code :func:`act` / :func:`dact` branch on, for each of
+#: :data:`perceptron_theory.vocabulary.ACTIVATIONS` (a test checks the keys).
 ACTIVATION_CODES = {"linear": 0, "relu": 1, "erf": 2}
 BN_EPS = 1e-5
 RUNNING_MOMENTUM = 0.1

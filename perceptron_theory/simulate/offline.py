@@ -32,6 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit, prange
 
+from perceptron_theory import vocabulary as _vocab
 from perceptron_theory._checks import check_choice, check_int, check_real
 from perceptron_theory.simulate import kernels as K
 from perceptron_theory.simulate._rng import seed_state, shuffle
@@ -164,7 +165,9 @@ class OfflineResult(SeedStats):
 def run(method: str, activation: str, *, N: int, alpha: float, epochs: int, lr: float,
         zeta: float = 0.0, batch_size: int = 1, teacher: str = "linear", noise: float = 0.0,
         lr_final: float | None = None, n_points: int = 6, seeds=1, seed: int = 0,
-        R_init: float = 0.0, L_init: float = 1.0, gamma_init: float = 1.0,
+        R_init: float = _vocab.INITIAL_CONDITIONS["R_init"],
+        L_init: float = _vocab.INITIAL_CONDITIONS["L_init"],
+        gamma_init: float = _vocab.INITIAL_CONDITIONS["gamma_init"],
         ghost_size: int | None = None, progress: bool | None = None) -> OfflineResult:
     """Train on a fixed set of ``P = round(alpha N)`` samples, ``seeds`` runs in parallel.
 
