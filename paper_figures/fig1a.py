@@ -43,6 +43,7 @@ import numpy as np
 
 from paper_figures._common import run_cli, write_document
 from perceptron_theory import plotting
+from perceptron_theory._io import plain
 from perceptron_theory.theory import generalization as gen
 from validation import l_f1a
 
@@ -67,8 +68,8 @@ def _grid(n: int, hi: float = ALPHA_RANGE[1]) -> np.ndarray:
 
 
 def _clean(a) -> list:
-    """Infinite values become None (JSON null)."""
-    return [float(v) if np.isfinite(v) else None for v in np.ravel(a)]
+    """A flat list of floats, infinite values as None (JSON null)."""
+    return plain(np.ravel(np.asarray(a, float)), finite_only=True)
 
 
 # ------------------------------------------------------------------------------ compute

@@ -655,23 +655,15 @@ def _store_get(config: dict, callback_factory: str | None):
 
 
 def _store_put(config: dict, callback_factory: str | None, result) -> None:
-    from perceptron_theory._io import atomic_write_text
+    from perceptron_theory._io import _jsonable, atomic_write_text
 
     key = _store_key(config, callback_factory)
     payload = json.loads(json.dumps({"history": list(result[0]), "diverged": bool(result[1]),
-                                     "seconds": float(result[2])}, default=_plain))
+                                     "seconds": float(result[2])}, default=_jsonable))
     entry = {"key": key, "config": _canonical(config),
              "callback": callback_factory, "payload": payload,
              "sha256": _payload_digest(payload)}
-    atomic_write_text(_store_path(key), json.dumps(entry, default=_plain))
-
-
-def _plain(obj):
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, (np.floating, np.integer, np.bool_)):
-        return obj.item()
-    return float(obj)
+    atomic_write_text(_store_path(key), json.dumps(entry, default=_jsonable))
 
 
 # ----------------------------------------------------------------------------- statistics

@@ -205,13 +205,6 @@ def chi2(state, k, z0=np.nan):
 
 
 @njit(cache=True)
-def fill_batch(state, X, scale):
-    """``X`` (shape=(M, N)) <- independent N(0, scale^2) entries."""
-    for m in range(X.shape[0]):
-        fill_normal(state, X[m], scale)
-
-
-@njit(cache=True)
 def gram_quadratic(dh, state, dof, inv_n, z):
     """``|sum_m dh_m r_m|^2`` for independent ``r_m ~ N(0, I_dof / N)`` without the vectors.
 
