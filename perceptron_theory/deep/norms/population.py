@@ -256,6 +256,7 @@ def refresh_population_stats(model: nn.Module, batches, *, passes: int | None = 
     --------
     >>> import torch
     >>> from torch import nn
+    >>> from perceptron_theory.deep.norms import make_norm, refresh_population_stats
     >>> net = nn.Sequential(nn.Linear(3, 4), make_norm("pn", 4, dim=1), nn.ReLU(),
     ...                     nn.Linear(4, 2), make_norm("pn", 2, dim=1))
     >>> x = torch.randn(100, 3, generator=torch.Generator().manual_seed(0))
