@@ -125,17 +125,8 @@ def methods(layer: str) -> tuple[str, ...]:
 
 
 def method_choices(layer: str) -> tuple[str, ...]:
-    """:func:`methods` followed by the deprecated names still accepted (the CLI's choices).
-
-    Parameters
-    ----------
-    layer : {"dynamics", "simulate", "curve"}
-        Which layer.
-
-    Returns
-    -------
-    tuple of str
-    """
+    """:func:`methods` of ``layer`` and then the deprecated names it still accepts: the
+    CLI's choices."""
     return methods(layer) + tuple(DEPRECATED[_check_layer(layer)])
 
 
