@@ -11,12 +11,15 @@ import argparse
 import json
 import logging
 import sys
+import warnings
 
 import numpy as np
 
-__all__ = ["main", "build_parser"]
+from perceptron_theory import vocabulary as _vocab
+from perceptron_theory.deep import names as _deep_names
+from perceptron_theory.vocabulary import ACTIVATIONS, INITIAL_CONDITIONS
 
-ACTIVATIONS = ("linear", "relu", "erf")
+__all__ = ["main", "build_parser"]
 
 
 class _Parser(argparse.ArgumentParser):
@@ -438,24 +441,24 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=_cmd_integrals)
 
     s = sub.add_parser("dynamics", help="integrate the order-parameter ODEs (trajectory)")
-    s.add_argument("--method", choices=("bn", "wn", "sgd"), required=True)
+    s.add_argument("--method", choices=_vocab.method_choices("dynamics"), required=True,
+                   help=_method_help("dynamics"))
     s.add_argument("--activation", choices=ACTIVATIONS, required=True)
     s.add_argument("--lr", type=float, required=True, help="learning rate eta (> 0)")
-    s.add_argument("--zeta", type=float, default=0.0, help="gamma decay (bn only; >= 0)")
+    s.add_argument("--zeta", type=float, default=0.0, help="gamma decay (wn-decay only; >= 0)")
     s.add_argument("--t-max", type=float, default=50.0, help="final time in units of N steps")
     s.add_argument("--n-points", type=int, default=201)
-    s.add_argument("--gamma-init", type=float, default=0.5)
-    s.add_argument("--R-init", type=float, default=0.0)
-    s.add_argument("--L-init", type=float, default=1.0)
+    _init_args(s)
     s.add_argument("--freeze-L", action="store_true", help="hold L fixed (quasi-static system)")
     common(s)
     s.set_defaults(func=_cmd_dynamics)
 
     s = sub.add_parser("lr-limits", help="fixed point, eta_max and eta_eff (Luo et al. Table 1)")
-    s.add_argument("--method", choices=("bn", "wn", "sgd"), required=True)
+    s.add_argument("--method", choices=_vocab.method_choices("dynamics"), required=True,
+                   help=_method_help("dynamics"))
     s.add_argument("--activation", choices=ACTIVATIONS, required=True)
     s.add_argument("--zeta", type=float, default=0.0)
-    s.add_argument("--zeta-range", type=_range, metavar="A:B:N", help="sweep zeta (bn)")
+    s.add_argument("--zeta-range", type=_range, metavar="A:B:N", help="sweep zeta (wn-decay)")
     s.add_argument("--L0", type=float, default=1.0, help="raw weight length at the fixed point")
     s.add_argument("--fast", action="store_true", help="skip the exact (eta^2) analysis")
     common(s)
@@ -471,14 +474,16 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=_cmd_bn_decay)
 
     s = sub.add_parser("curve", help="generalization error vs load alpha (Luo et al. Sec. 4)")
-    s.add_argument("--student", choices=("linear", "relu"), required=True)
-    s.add_argument("--method", choices=("min-norm", "ridge", "bn", "replica"), required=True)
+    s.add_argument("--student", choices=_curve_students(), required=True)
+    s.add_argument("--method", choices=_vocab.method_choices("curve"), required=True,
+                   help=_method_help("curve"))
     s.add_argument("--alpha", type=float, help="one load alpha = P/N (> 0)")
     s.add_argument("--alpha-range", type=_range, metavar="A:B:N", help="a grid of loads")
     s.add_argument("--noise", type=float, default=0.0, help="teacher output-noise variance S")
     s.add_argument("--zeta", type=float, default=0.0,
                    help="decay on |w|^2 in the sum convention 1/2 sum (y - g)^2 + zeta/2 |w|^2")
-    s.add_argument("--batch-size", type=int, help="M for --method bn")
+    s.add_argument("--batch-size", type=int,
+                   help="M: wn-decay at BN's equivalent decay (instead of --zeta)")
     s.add_argument("--beta", type=float, help="inverse temperature (default: infinity)")
     common(s)
     s.set_defaults(func=_cmd_curve)
@@ -509,13 +514,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=_cmd_max_lr)
 
     s = sub.add_parser("train", help="train a CNN with a normalizer and penalties (torch)")
-    s.add_argument("--model", default="cnn", help="cnn, resnet18, wrn, mlp, deep-fc")
-    s.add_argument("--norm", default="bn", help="bn, ghost-bn, pn, wn, wn+bn-mean, ln, ...")
+    s.add_argument("--model", default="cnn", choices=_deep_names.MODELS)
+    s.add_argument("--norm", default="bn", choices=_deep_names.NORMS, metavar="NORM",
+                   help="normalizer: " + ", ".join(_deep_names.NORMS))
     s.add_argument("--penalty", action="append", metavar="NAME=COEF",
-                   help="additive penalty, repeatable (gamma-decay=1e-4, embedding-l2=1e-3 ...)")
+                   help="additive penalty, repeatable (e.g. gamma-decay=1e-4); NAME: "
+                        + ", ".join(_deep_names.PENALTIES))
     s.add_argument("--norm-option", action="append", metavar="KEY=VALUE")
     s.add_argument("--model-option", action="append", metavar="KEY=VALUE")
-    s.add_argument("--dataset", default="auto", help="auto, fashion-mnist, cifar10, synthetic")
+    s.add_argument("--dataset", default="auto", choices=_deep_names.DATASETS)
     s.add_argument("--data-dir", help="folder of the data set's files")
     s.add_argument("--subset", type=int, help="use this many training samples")
     s.add_argument("--batch-size", type=int, default=128)
@@ -523,7 +530,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--lr", type=float, default=0.1, help="rate at batch 128 (scaled linearly)")
     s.add_argument("--weight-decay", type=float, default=5e-4)
     s.add_argument("--norm-decay", type=float, help="decay of gamma/beta (default: weight decay)")
-    s.add_argument("--schedule", default="cosine", help="constant, step, cosine, luo")
+    s.add_argument("--schedule", default="cosine", choices=_deep_names.SCHEDULES)
     s.add_argument("--augment", action="store_true")
     s.add_argument("--amplitude", type=float, default=1.0)
     s.add_argument("--snr", type=float)
@@ -548,8 +555,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("probe", help="measure a trained run: norms, dropout, Hessian ...")
     s.add_argument("--checkpoint", required=True, metavar="RUN_DIR",
                    help="a folder written by `train` (config.json + checkpoint.pt)")
-    s.add_argument("--probe", required=True,
-                   help="norms, dropout, propagation, hessian, bn-finetune, test-batch-size")
+    s.add_argument("--probe", required=True, choices=_deep_names.PROBES)
     s.add_argument("--option", action="append", metavar="KEY=VALUE", help="probe option")
     s.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     common(s)
@@ -565,7 +571,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--cpu", action="store_true",
                    help="the verdict-bearing deep size: ~3 hours on 2 CPU cores, resumable")
     g.add_argument("--full", action="store_true", help="paper scale (a GPU)")
-    g.add_argument("--size", choices=("tiny", "quick", "cpu", "full"),
+    g.add_argument("--size", choices=_reproduce_sizes(),
                    help="any size by name (tiny: seconds, structure only)")
     s.add_argument("--out", default="reproduce_out", help="output folder")
     s.add_argument("--seed", type=int, default=0)
@@ -645,10 +651,38 @@ def _executor(a):
     return executor.use(kind, workers=a.workers, scheduler=a.scheduler)
 
 
-def _sim_args(s, R_init=0.0) -> None:
+def _method_help(layer: str) -> str:
+    """The layer's models with their summaries, and the deprecated names still accepted."""
+    text = "; ".join(f"{m}: {_vocab.MODELS[m].summary}" for m in _vocab.methods(layer))
+    old = ", ".join(f"{o} (= {n})" for o, n in _vocab.DEPRECATED[layer].items())
+    return text + (f"; deprecated: {old}" if old else "")
+
+
+def _init_args(s, R_init=INITIAL_CONDITIONS["R_init"]) -> None:
+    """--gamma-init, --R-init, --L-init with the defaults of vocabulary.INITIAL_CONDITIONS."""
+    s.add_argument("--gamma-init", type=float, default=INITIAL_CONDITIONS["gamma_init"])
+    s.add_argument("--R-init", type=float, default=R_init)
+    s.add_argument("--L-init", type=float, default=INITIAL_CONDITIONS["L_init"],
+                   help="|w|/sqrt(N); for sgd the output scale Q")
+
+
+def _curve_students() -> tuple:
+    from perceptron_theory.theory.generalization import STUDENTS
+
+    return STUDENTS
+
+
+def _reproduce_sizes() -> tuple:
+    from validation._deep import SIZES
+
+    return SIZES
+
+
+def _sim_args(s, R_init=INITIAL_CONDITIONS["R_init"]) -> None:
     from perceptron_theory.simulate.online import ENGINES, METHODS
 
-    s.add_argument("--method", choices=tuple(METHODS), required=True)
+    s.add_argument("--method", choices=tuple(METHODS), required=True,
+                   help=_method_help("simulate"))
     s.add_argument("--activation", "--student", choices=ACTIVATIONS, required=True,
                    dest="activation")
     s.add_argument("--teacher", choices=ACTIVATIONS,
@@ -659,9 +693,7 @@ def _sim_args(s, R_init=0.0) -> None:
     s.add_argument("--zeta", type=float, default=0.0, help="per-sample decay zeta/2 gamma^2")
     s.add_argument("--seeds", type=int, default=4, help="independent runs")
     s.add_argument("--seed", type=int, default=0, help="first seed")
-    s.add_argument("--R-init", type=float, default=R_init)
-    s.add_argument("--L-init", type=float, default=1.0)
-    s.add_argument("--gamma-init", type=float, default=1.0)
+    _init_args(s, R_init=R_init)
     s.add_argument("--engine", choices=ENGINES, default="vector" if R_init == 0.0 else "reduced",
                    help="online engine: N-vectors or the exact reduced chain")
 
@@ -688,6 +720,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
+    # our deprecated names (vocabulary.DEPRECATED) warn on stderr, once per place
+    warnings.filterwarnings("default", category=DeprecationWarning, module="perceptron_theory")
     try:
         return args.func(args)
     except (ValueError, FileNotFoundError) as exc:  # bad input, a missing input file

@@ -41,6 +41,7 @@ import torch
 import torch.nn.functional as F
 
 from .._checks import check_choice, check_int, check_real
+from . import names as _names
 
 __all__ = [
     "DATASETS",
@@ -60,7 +61,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-DATASETS = ("fashion-mnist", "cifar10", "synthetic", "auto")
+#: Data sets by name (the CLI reads the same tuple from :mod:`.names`, torch-free).
+DATASETS = _names.DATASETS
 SPLITS = ("train", "test")
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
 _FASHION_FILES = {

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from perceptron_theory import vocabulary as _vocab
 from perceptron_theory._checks import check_int, check_real
 from perceptron_theory.simulate import online
 
@@ -66,7 +67,9 @@ def passes(lr: float, method: str, activation: str, *, tol: float, t_max: float,
 
 def empirical_max_lr(method: str, activation: str, *, N: int, zeta: float = 0.0,
                      batch_size: int = 1, tol: float = 0.05, t_max: float = 50.0,
-                     R_init: float = 0.95, gamma_init: float = 1.0, L_init: float = 1.0,
+                     R_init: float = 0.95,
+                     gamma_init: float = _vocab.INITIAL_CONDITIONS["gamma_init"],
+                     L_init: float = _vocab.INITIAL_CONDITIONS["L_init"],
                      seeds: int = 4, seed: int = 0, lr_start: float = 1.0,
                      rel_tol: float = 0.01, engine: str = "reduced", freeze_L: bool = True,
                      max_evaluations: int = 40, **kwargs) -> MaxLRResult:

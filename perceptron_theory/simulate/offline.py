@@ -27,11 +27,13 @@ averages for batch statistics, as BN does), from :func:`.online.exact_test_error
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 from numba import njit, prange
 
+from perceptron_theory import vocabulary as _vocab
 from perceptron_theory._checks import check_choice, check_int, check_real
 from perceptron_theory.simulate import kernels as K
 from perceptron_theory.simulate._rng import seed_state, shuffle
@@ -46,7 +48,8 @@ from perceptron_theory.simulate.online import (
     student_readout,
 )
 
-__all__ = ["OfflineResult", "run", "MAX_ELEMENTS"]
+__all__ = ["OfflineResult", "run", "MAX_ELEMENTS", "BN_SCHEDULE", "BNRuns", "bn_with_wn_decay",
+           "bn_runs"]
 
 # P * N above this would not fit comfortably in memory per seed (8 bytes each)
 MAX_ELEMENTS = 200_000_000
@@ -164,7 +167,9 @@ class OfflineResult(SeedStats):
 def run(method: str, activation: str, *, N: int, alpha: float, epochs: int, lr: float,
         zeta: float = 0.0, batch_size: int = 1, teacher: str = "linear", noise: float = 0.0,
         lr_final: float | None = None, n_points: int = 6, seeds=1, seed: int = 0,
-        R_init: float = 0.0, L_init: float = 1.0, gamma_init: float = 1.0,
+        R_init: float = _vocab.INITIAL_CONDITIONS["R_init"],
+        L_init: float = _vocab.INITIAL_CONDITIONS["L_init"],
+        gamma_init: float = _vocab.INITIAL_CONDITIONS["gamma_init"],
         ghost_size: int | None = None, progress: bool | None = None) -> OfflineResult:
     """Train on a fixed set of ``P = round(alpha N)`` samples, ``seeds`` runs in parallel.
 
@@ -216,3 +221,82 @@ def run(method: str, activation: str, *, N: int, alpha: float, epochs: int, lr: 
     return OfflineResult(method, activation, teacher, N, P, P / N, M, lr, lr_final, zeta,
                          noise, rec.astype(float), gamma, beta, R, L, Q, eps, loss, diverged,
                          ep_div, seeds)
+
+
+# ------------------------------------------------------ BN beside its WN + decay control
+#: The schedule of the offline BN experiments (Luo et al. Fig. 1's squares; L-F1a,
+#: L-F1b): rate 0.3 -> 0.003 geometric, from a small student (L = 0.05, gamma = 0.5).
+BN_SCHEDULE = {"lr": 0.3, "lr_final": 0.003, "L_init": 0.05, "gamma_init": 0.5}
+
+
+@dataclass(frozen=True)
+class BNRuns:
+    """Offline BN and its WN + gamma-decay control on the same training sets (same seeds).
+
+    ``wn`` is ``None`` when the control was not run; records at epochs 0, E/2, E.
+    """
+
+    activation: str
+    N: int
+    alpha: float
+    P: int
+    epochs: int
+    batch_size: int
+    zeta: float
+    seeds: np.ndarray
+    bn: OfflineResult
+    wn: OfflineResult | None
+
+
+def bn_with_wn_decay(activation: str, *, N: int, alpha: float, epochs: int, batch_size: int,
+                     noise: float, zeta: float, n_seeds: int, seed: int = 0, wn: bool = True,
+                     schedule: Mapping = BN_SCHEDULE) -> BNRuns:
+    """Method ``"bn"`` and ``"wn-decay"`` (per-sample decay ``zeta``) on the same training sets.
+
+    Seeds ``1000 seed + (0, ..., n_seeds - 1)``: each seed's teacher, training set and
+    initial student are the same for both (:func:`.data.training_set`,
+    :func:`.data.student_init` reproduce them), so the two can be compared paired, and
+    with exact finite-N solutions on the same data.
+
+    Parameters
+    ----------
+    activation : {"linear", "relu", "erf"}
+        Student activation (the teacher is linear).
+    N, alpha, epochs, batch_size, noise
+        As :func:`run`.
+    zeta : float
+        Per-sample decay of the WN control (sum convention: ``alpha zeta``).
+    n_seeds, seed : int
+        How many training sets, and the block they are taken from.
+    wn : bool
+        Also run the WN + decay control.
+    schedule : mapping
+        ``lr``, ``lr_final``, ``L_init``, ``gamma_init`` (default :data:`BN_SCHEDULE`).
+
+    Returns
+    -------
+    BNRuns
+    """
+    seeds = np.arange(check_int("n_seeds", n_seeds, 1)) + 1000 * check_int("seed", seed, 0)
+    kw = dict(N=N, alpha=alpha, epochs=epochs, batch_size=batch_size, noise=noise, seeds=seeds,
+              n_points=2, **schedule)
+    bn = run("bn", activation, **kw)
+    wnr = run("wn-decay", activation, zeta=zeta, **kw) if wn else None
+    return BNRuns(activation, bn.N, alpha, bn.P, int(epochs), bn.batch_size, float(zeta),
+                  seeds, bn, wnr)
+
+
+def bn_runs(activation: str, grid: Mapping[float, Sequence[int]], *,
+            epochs: Callable[[float], int], n_seeds: int, seed: int = 0,
+            wn_max_N: int | None = None, **kw) -> dict:
+    """:func:`bn_with_wn_decay` at every ``(alpha, N)`` of ``grid`` (``alpha -> Ns``).
+
+    ``epochs(alpha)`` gives each load its number of epochs; the control runs where
+    ``N <= wn_max_N`` (everywhere when ``None``); ``kw`` goes to :func:`bn_with_wn_decay`.
+    Returns ``{(alpha, N): BNRuns}``.
+    """
+    return {(a, N): bn_with_wn_decay(activation, N=N, alpha=a, epochs=int(epochs(a)),
+                                     n_seeds=n_seeds, seed=seed,
+                                     wn=wn_max_N is None or N <= wn_max_N, **kw)
+            for a, Ns in grid.items() for N in Ns}
+

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit, prange
 
+from perceptron_theory import vocabulary as _vocab
 from perceptron_theory._checks import check_choice, check_int, check_real
 from perceptron_theory.simulate import kernels as K
 from perceptron_theory.simulate._rng import seed_state
@@ -41,7 +42,10 @@ __all__ = ["METHODS", "Method", "OnlineResult", "run", "method_config", "exact_t
 
 @dataclass(frozen=True)
 class Method:
-    """One student / update rule: how its pre-activation is normalized."""
+    """One student / update rule: how its pre-activation is normalized.
+
+    ``name`` is a model of :data:`perceptron_theory.vocabulary.MODELS` (``doc`` its summary).
+    """
 
     name: str
     normalized: bool
@@ -49,25 +53,24 @@ class Method:
     scale_batch: bool = False
     learn_beta: bool = False
     ghost: bool = False
-    zeta: str = "any"  # "zero", "positive" or "any"
-    doc: str = ""
+    zeta: str = "any"  # "zero" or "any"
+
+    @property
+    def doc(self) -> str:
+        return _vocab.MODELS[self.name].summary
 
 
+#: Kernel configuration of every model of :func:`perceptron_theory.vocabulary.methods`
+#: ``("simulate")``, in that order (a test checks the keys).
 METHODS = {m.name: m for m in (
-    Method("sgd", False, zeta="zero", doc="plain student s = w.x"),
-    Method("wn", True, zeta="zero",
-           doc="weight normalization s = gamma sqrt(N) w.x/|w| (Luo et al. eq. 4, zeta = 0)"),
-    Method("wn-decay", True, zeta="positive",
-           doc="weight normalization + gamma decay (the ODE's 'bn', Luo et al. eq. 6)"),
-    Method("pn", True, learn_beta=True,
-           doc="population normalization (exact mu_P = 0, sigma_P = |w|/sqrt N) + beta"),
-    Method("bn", True, True, True, True, doc="batch normalization with real batch statistics"),
-    Method("bn-mean", True, True, False, True,
-           doc="mean-only BN: batch mean, population scale"),
-    Method("bn-var", True, False, True, True,
-           doc="variance-only BN: population mean, batch standard deviation"),
-    Method("ghost-bn", True, True, True, True, ghost=True,
-           doc="BN with statistics over virtual batches of ghost_size samples"),
+    Method("sgd", False, zeta="zero"),
+    Method("wn", True, zeta="zero"),
+    Method("wn-decay", True),  # zeta = 0 is "wn"
+    Method("pn", True, learn_beta=True),
+    Method("bn", True, True, True, True),
+    Method("bn-mean", True, True, False, True),
+    Method("bn-var", True, False, True, True),
+    Method("ghost-bn", True, True, True, True, ghost=True),
 )}
 ENGINES = ("vector", "reduced")
 FIELDS = ("gamma", "beta", "q2", "c", "running_mean", "running_var")
@@ -81,8 +84,6 @@ def method_config(method: str, activation: str, teacher: str, batch_size: int, z
     if spec.zeta == "zero" and zeta != 0.0:
         raise ValueError(f"zeta must be 0 for method {method!r} (use 'wn-decay' for gamma "
                          f"decay), got {zeta}")
-    if spec.zeta == "positive" and zeta <= 0.0:
-        raise ValueError(f"zeta must be > 0 for method {method!r}, got {zeta}")
     if spec.center_batch or spec.scale_batch:
         if M < 2:
             raise ValueError(f"batch_size must be >= 2 for method {method!r} (batch statistics), "
@@ -313,8 +314,11 @@ def student_readout(method: str, activation: str, teacher: str, out: np.ndarray)
 
 def run(method: str, activation: str, *, N: int, lr: float, t_max: float, zeta: float = 0.0,
         batch_size: int = 1, teacher: str | None = None, noise: float = 0.0,
-        n_points: int = 51, times=None, seeds=1, seed: int = 0, R_init: float = 0.0,
-        L_init: float = 1.0, gamma_init: float = 1.0, ghost_size: int | None = None,
+        n_points: int = 51, times=None, seeds=1, seed: int = 0,
+        R_init: float = _vocab.INITIAL_CONDITIONS["R_init"],
+        L_init: float = _vocab.INITIAL_CONDITIONS["L_init"],
+        gamma_init: float = _vocab.INITIAL_CONDITIONS["gamma_init"],
+        ghost_size: int | None = None,
         engine: str = "vector", freeze_L: bool = False, progress: bool | None = None
         ) -> OnlineResult:
     """Simulate online SGD for ``seeds`` independent runs.
@@ -346,7 +350,9 @@ def run(method: str, activation: str, *, N: int, lr: float, t_max: float, zeta: 
     seed : int
         First seed when ``seeds`` is a count.
     R_init, L_init, gamma_init : float
-        Initial overlap, length |w|/sqrt N (for ``sgd``: Q) and gamma.
+        Initial overlap, length |w|/sqrt N (for ``sgd``: Q) and gamma; by default
+        :data:`perceptron_theory.vocabulary.INITIAL_CONDITIONS`, as in
+        :func:`perceptron_theory.theory.dynamics.integrate`.
     ghost_size : int, optional
         Virtual batch size for ``ghost-bn``.
     engine : str

@@ -10,12 +10,14 @@ Students and loss convention
 Per sample :math:`\ell = \tfrac12 (g(t) - g(s))^2 + \tfrac{\zeta}{2}\gamma^2`, teacher
 :math:`t = w^{*}\cdot x` with :math:`|w^*|^2 = N`, :math:`x \sim N(0, I/N)`.
 
-* ``"bn"`` / ``"wn"`` -- normalized student :math:`s = \gamma \sqrt N\, w\cdot x / |w|`
-  (BN read as WN + gamma decay, Luo et al. eq. 4); ``"wn"`` is ``"bn"`` at
-  :math:`\zeta = 0`. SGD (Luo et al. eq. 5) updates :math:`w` with rate :math:`\eta` and the
-  scalar :math:`\gamma` with rate :math:`\eta/N`, so that all order parameters move on
-  the time scale :math:`t = j/N` (as Luo et al. eq. 9 assume). In the limit
-  :math:`N \to \infty`:
+* ``"wn-decay"`` / ``"wn"`` -- normalized student
+  :math:`s = \gamma \sqrt N\, w\cdot x / |w|` with a decay on gamma (BN read as WN +
+  gamma decay, Luo et al. eq. 4; the name of :mod:`perceptron_theory.vocabulary`,
+  formerly ``"bn"``, which still works with a :class:`DeprecationWarning`); ``"wn"`` is
+  ``"wn-decay"`` at :math:`\zeta = 0`. SGD (Luo et al. eq. 5) updates :math:`w` with rate
+  :math:`\eta` and the scalar :math:`\gamma` with rate :math:`\eta/N`, so that all order
+  parameters move on the time scale :math:`t = j/N` (as Luo et al. eq. 9 assume). In the
+  limit :math:`N \to \infty`:
 
   .. math::
 
@@ -82,11 +84,13 @@ Yoshida et al. 2017) use the WN expression with :math:`L = 1`.
 from __future__ import annotations
 
 import functools
+import warnings
 from dataclasses import asdict, dataclass
 
 import numpy as np
 from scipy import optimize as _optimize
 
+from perceptron_theory import vocabulary as _vocab
 from perceptron_theory._checks import check_array, check_choice, check_int, check_real
 from perceptron_theory._io import to_plain_dict
 from perceptron_theory.theory import integrals as _int
@@ -110,7 +114,8 @@ __all__ = [
     "quasi_static_branch",
 ]
 
-METHODS = ("bn", "wn", "sgd")
+#: The models of this module (:func:`perceptron_theory.vocabulary.methods`).
+METHODS = _vocab.methods("dynamics")
 
 # ---------------------------------------------------------------------- symbolic system
 @functools.cache
@@ -125,23 +130,27 @@ def _symbols():
     return (g, R, L, eta, zeta), Isym, vals, dvals
 
 
-def _check_method(method: str, zeta: float) -> float:
-    check_choice("method", method, METHODS)
+def _check_method(method: str, zeta: float) -> tuple[str, float]:
+    """``(method, zeta)`` checked; a deprecated method name is mapped (with a warning)."""
+    method = check_choice("method", _vocab.resolve_method("dynamics", method, 4), METHODS)
     zeta = check_real("zeta", zeta, lo=0.0)
     if method in ("wn", "sgd") and zeta != 0.0:
-        raise ValueError(f"zeta must be 0 for method {method!r} (gamma decay is BN's), "
+        raise ValueError(f"zeta must be 0 for method {method!r} (gamma decay is wn-decay's), "
                          f"got {zeta!r}")
-    return zeta
+    return method, zeta
 
 
-@functools.cache
 def symbolic_system(method: str) -> tuple[tuple[sp.Symbol, ...], sp.Matrix, sp.Matrix]:
     """Return ``(state, f, J)``: the ODE right-hand side and its Jacobian in sympy.
 
     ``f`` and ``J`` contain the integrals as undefined functions ``I1(gamma, R)`` etc.
     (and their derivatives), so the same expressions serve every activation.
     """
-    check_choice("method", method, METHODS)
+    return _symbolic_system(_check_method(method, 0.0)[0])
+
+
+@functools.cache
+def _symbolic_system(method: str) -> tuple[tuple[sp.Symbol, ...], sp.Matrix, sp.Matrix]:
     (_g, _R, _L, _eta, _zeta), _Isym, _, _ = _symbols()
     I1, I2, I3 = (_Isym[k](_g, _R) for k in ("I1", "I2", "I3"))
     if method == "sgd":
@@ -177,7 +186,7 @@ def _args():
 @functools.cache
 def _compiled_system(method: str):
     def derive(which):
-        _, f, J = symbolic_system(method)
+        _, f, J = _symbolic_system(method)
         return sp.lambdify(_args(), _substitute(f if which == "f" else J), modules="numpy",
                            cse=True)
 
@@ -194,9 +203,9 @@ def _integral_args(activation: str, gamma: float, R: float, with_derivatives: bo
 def rhs(method: str, activation: str, lr: float, zeta: float = 0.0):
     """Return ``f(t, y)`` for :func:`scipy.integrate.solve_ivp`.
 
-    ``y = (gamma, R, L)`` for ``"bn"``/``"wn"``, ``y = (Q, R)`` for ``"sgd"``.
+    ``y = (gamma, R, L)`` for ``"wn-decay"``/``"wn"``, ``y = (Q, R)`` for ``"sgd"``.
     """
-    zeta = _check_method(method, zeta)
+    method, zeta = _check_method(method, zeta)
     check_choice("activation", activation, _int.ACTIVATIONS)
     lr = check_real("lr", lr, lo=0.0, lo_open=True)
     f_num, _ = _compiled_system(method)
@@ -213,7 +222,7 @@ def rhs(method: str, activation: str, lr: float, zeta: float = 0.0):
 
 def jacobian(method: str, activation: str, lr: float, zeta: float, point) -> np.ndarray:
     """Jacobian of :func:`rhs` at ``point`` (``(gamma, R, L)`` or ``(Q, R)``), from sympy."""
-    zeta = _check_method(method, zeta)
+    method, zeta = _check_method(method, zeta)
     lr = check_real("lr", lr, lo=0.0, lo_open=True)
     g = check_real("gamma", point[0], lo=0.0, lo_open=True)
     R = check_real("R", point[1], lo=-1.0, hi=1.0)
@@ -247,23 +256,31 @@ class Trajectory:
 
 
 def integrate(method: str, activation: str, *, lr: float, zeta: float = 0.0,
-              gamma_init: float = 0.5, R_init: float = 0.0, L_init: float = 1.0,
+              gamma_init: float | None = None,
+              R_init: float = _vocab.INITIAL_CONDITIONS["R_init"],
+              L_init: float = _vocab.INITIAL_CONDITIONS["L_init"],
               t_max: float = 50.0, n_points: int = 201, rtol: float = 1e-8,
               atol: float = 1e-10, blowup: float = 1e6, freeze_L: bool = False) -> Trajectory:
     """Integrate the order-parameter ODEs with :func:`scipy.integrate.solve_ivp` (LSODA).
 
     Parameters
     ----------
-    method : {"bn", "wn", "sgd"}
-        Student and update rule (module docstring).
+    method : {"wn-decay", "wn", "sgd"}
+        Student and update rule (module docstring; ``"bn"``: deprecated name of
+        ``"wn-decay"``).
     activation : {"linear", "relu", "erf"}
         Shared by teacher and student.
     lr : float
         Learning rate :math:`\\eta > 0`.
     zeta : float
-        Gamma decay (``"bn"`` only).
+        Gamma decay (``"wn-decay"`` only).
     gamma_init, R_init, L_init : float
-        Initial condition (``gamma_init`` is ``Q`` for ``"sgd"``; ``L_init`` unused there).
+        Initial condition, by default :data:`perceptron_theory.vocabulary.INITIAL_CONDITIONS`
+        (gamma = 1, R = 0, L = 1), the same as :func:`perceptron_theory.simulate.online.run`.
+        For ``"sgd"`` the plain student's scale :math:`Q = |w|/\\sqrt N` is ``L_init``, as in
+        the simulation; ``gamma_init`` there is ignored (given and different from
+        ``L_init`` it is still read as ``Q(0)``, the old convention, with a
+        :class:`DeprecationWarning`).
     t_max : float
         Final time, in units of N SGD steps.
     n_points : int
@@ -275,12 +292,18 @@ def integrate(method: str, activation: str, *, lr: float, zeta: float = 0.0,
     freeze_L : bool
         Hold ``L`` at ``L_init`` (the quasi-static system of :func:`quasi_static_branch`).
     """
-    zeta = _check_method(method, zeta)
+    method, zeta = _check_method(method, zeta)
     check_choice("activation", activation, _int.ACTIVATIONS)
     lr = check_real("lr", lr, lo=0.0, lo_open=True)
-    g0 = check_real("gamma_init", gamma_init, lo=0.0, lo_open=True)
     r0 = check_real("R_init", R_init, lo=-1.0, hi=1.0)
     l0 = check_real("L_init", L_init, lo=0.0, lo_open=True)
+    if gamma_init is None:
+        gamma_init = l0 if method == "sgd" else _vocab.INITIAL_CONDITIONS["gamma_init"]
+    g0 = check_real("gamma_init", gamma_init, lo=0.0, lo_open=True)
+    if method == "sgd" and g0 != l0:
+        warnings.warn("gamma_init as Q(0) of 'sgd' is deprecated: the plain student's scale "
+                      "is L_init (|w|/sqrt N), as in simulate; pass L_init", DeprecationWarning,
+                      stacklevel=2)
     t_max = check_real("t_max", t_max, lo=0.0, lo_open=True)
     n_points = check_int("n_points", n_points, lo=2)
     f_full = rhs(method, activation, lr, zeta)
@@ -370,12 +393,12 @@ def fixed_point(method: str, activation: str, zeta: float = 0.0, *, lr: float | 
 
     With ``lr=None``: the small-learning-rate fixed point of Luo et al. Prop. 1,
     :math:`(\\gamma_0, 1, L)` (closed form where one exists, else a scalar root).
-    With ``lr`` given (``"bn"``/``"wn"``): the quasi-static fixed point of
+    With ``lr`` given (``"wn-decay"``/``"wn"``): the quasi-static fixed point of
     :math:`(\\gamma, R)` at fixed ``L`` with the :math:`\\eta^2` terms kept, followed from
     small rates by continuation (:func:`quasi_static_branch`, roots in
     :math:`R = \\cos\\phi`). ``"sgd"``: :math:`(1, 1)` exactly.
     """
-    zeta = _check_method(method, zeta)
+    method, zeta = _check_method(method, zeta)
     check_choice("activation", activation, _int.ACTIVATIONS)
     L = check_real("L", L, lo=0.0, lo_open=True)
     if lr is not None:
@@ -410,7 +433,7 @@ def eta_max_paper(activation: str, zeta: float) -> float:
     (Prop. 2); see the module docstring.
     """
     zeta = check_real("zeta", zeta, lo=0.0)
-    g0 = fixed_point("bn", activation, zeta).gamma
+    g0 = fixed_point("wn-decay", activation, zeta).gamma
     num = g0 * _dR(activation, "I3", g0) - _dR(activation, "I1", g0) - zeta * g0
     return float(num / (_dR(activation, "I2", g0) / 2.0))
 
@@ -490,7 +513,7 @@ def quasi_static_branch(activation: str, zeta: float, eta_eff, L0: float = 1.0) 
     grid = check_array("eta_eff", eta_eff, lo=0.0, lo_open=True, min_size=1)
     if np.any(np.diff(grid) <= 0):
         raise ValueError("eta_eff must be strictly increasing")
-    method = "bn" if zeta > 0 else "wn"
+    method = "wn-decay" if zeta > 0 else "wn"
     g0 = fixed_point(method, activation, zeta).gamma
     x = np.array([g0, 0.0 if zeta == 0 else 1e-3])
 
@@ -544,7 +567,7 @@ def _eta_max_exact(method: str, activation: str, zeta: float, g0: float, L0: flo
             return _max_real_eig(jacobian("wn", activation, lr, 0.0, (g0, 1.0, L0))[:2, :2])
         scale = g0 / L0**2
     else:
-        first = lr_limits("bn", activation, zeta, L0, exact=False).eta_max
+        first = lr_limits("wn-decay", activation, zeta, L0, exact=False).eta_max
         br = quasi_static_branch(activation, zeta, np.linspace(first / 50, 10 * first, 200), L0)
         if not np.all(br.converged):
             return float("nan")  # cannot tell; reported as NaN rather than guessed
@@ -564,19 +587,19 @@ def lr_limits(method: str, activation: str, zeta: float = 0.0, L0: float = 1.0,
 
     Parameters
     ----------
-    method : {"bn", "wn", "sgd"}
-        Student.
+    method : {"wn-decay", "wn", "sgd"}
+        Student (``"bn"``: deprecated name of ``"wn-decay"``).
     activation : {"linear", "relu", "erf"}
         Shared activation.
     zeta : float
-        Gamma decay (``"bn"``; 0 otherwise).
+        Gamma decay (``"wn-decay"``; 0 otherwise).
     L0 : float
         Length of the raw weight at the fixed point (normalized students; the fixed
         point is neutral in ``L``).
     exact : bool
         Also compute ``eta_max_exact`` and ``R_star_at_eta_max`` (slower).
     """
-    zeta = _check_method(method, zeta)
+    method, zeta = _check_method(method, zeta)
     check_choice("activation", activation, _int.ACTIVATIONS)
     L0 = check_real("L0", L0, lo=0.0, lo_open=True)
     if method == "sgd":
@@ -596,7 +619,7 @@ def lr_limits(method: str, activation: str, zeta: float = 0.0, L0: float = 1.0,
         ex = _eta_max_exact(method, activation, zeta, g0, L0)
         r_star = 1.0 if method == "wn" else float(quasi_static_branch(
             activation, zeta, np.linspace(eta_max / 40, eta_max, 40), L0).R[-1])
-    paper = eta_max_paper(activation, zeta) if method == "bn" else None
+    paper = eta_max_paper(activation, zeta) if method == "wn-decay" else None
     return LRLimits(method, activation, zeta, L0, g0, 1.0, float(eta_max), per_lr,
                     float(eta_max / per_lr), ex, r_star, paper, float(lam_g),
-                    "eta * gamma0 / L0^2" if method == "bn" else "eta / L0^2")
+                    "eta * gamma0 / L0^2" if method == "wn-decay" else "eta / L0^2")

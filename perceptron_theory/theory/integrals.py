@@ -70,6 +70,7 @@ import numpy as np
 from perceptron_theory._checks import check_array, check_choice
 from perceptron_theory._io import to_plain_dict
 from perceptron_theory.theory._codegen import lambdified
+from perceptron_theory.vocabulary import ACTIVATIONS  # the one activation list
 
 __all__ = [
     "ACTIVATIONS",
@@ -86,7 +87,6 @@ __all__ = [
     "scalar_kernel",
 ]
 
-ACTIVATIONS = ("linear", "relu", "erf")
 QUANTITIES = ("I1", "I2", "I3", "eps")
 
 
