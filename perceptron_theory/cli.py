@@ -14,9 +14,13 @@ import sys
 
 import numpy as np
 
+from perceptron_theory._checks import check_cli_args
+
 __all__ = ["main", "build_parser"]
 
 ACTIVATIONS = ("linear", "relu", "erf")
+#: Most points of an ``A:B:N`` sweep (a larger grid is refused before it is built).
+RANGE_MAX_POINTS = 10**6
 
 
 class _Parser(argparse.ArgumentParser):
@@ -27,9 +31,10 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _dump(obj) -> str:
-    from perceptron_theory._io import _jsonable
+    """Strict JSON: a quantity that could not be computed (NaN, inf) is ``null``."""
+    from perceptron_theory._checks import finite_or_none
 
-    return json.dumps(obj, indent=2, default=_jsonable)
+    return json.dumps(finite_or_none(obj), indent=2, allow_nan=False)
 
 
 def _fmt_table(rows: list[tuple[str, object]]) -> str:
@@ -81,7 +86,8 @@ def _cmd_dynamics(a) -> int:
         print(_dump(tr.to_dict()))
     else:
         print(f"# {a.method}/{a.activation} lr={a.lr} zeta={a.zeta} diverged={tr.diverged}"
-              + (f" at t={tr.t_diverged:.4g}" if tr.t_diverged is not None else ""))
+              + (f" at t={tr.t_diverged:.4g}" if tr.t_diverged is not None else "")
+              + (f"; {tr.message}" if tr.status < 0 else ""))
         print(f"{'t':>10} {'gamma':>12} {'R':>12} {'L':>12} {'eps':>12}")
         step = max(1, len(tr.t) // 20)
         rows = sorted(set(range(0, len(tr.t), step)) | {len(tr.t) - 1})
@@ -94,7 +100,11 @@ def _cmd_dynamics(a) -> int:
 def _cmd_lr_limits(a) -> int:
     from perceptron_theory.theory import dynamics as D
 
+    from perceptron_theory._checks import check_array, check_work
+
     zetas = [a.zeta] if a.zeta_range is None else list(np.linspace(*a.zeta_range))
+    check_array("zeta", zetas, 0.0, D.ZETA_MAX)  # every point, before the first one runs
+    check_work(f"lr-limits over {len(zetas)} zetas", len(zetas) * (1e8 if a.fast else 2e9))
     res = [D.lr_limits(a.method, a.activation, z, L0=a.L0, exact=not a.fast) for z in zetas]
     if a.plot:
         from perceptron_theory.plotting import Plot, save, series
@@ -145,8 +155,8 @@ def _cmd_curve(a) -> int:
         if d.get("note"):
             print(f"# {d['note']}")
         print(f"{'alpha':>10} {'eps':>14}")
-        for x, e in zip(d["alpha"], d["eps"], strict=True):
-            print(f"{x:10.4g} {e:14.8g}")
+        for x, e, ok in zip(d["alpha"], d["eps"], d["converged"], strict=True):
+            print(f"{x:10.4g} {e:14.8g}" + ("" if ok else "  (not converged)"))
     return 0
 
 
@@ -216,7 +226,8 @@ def _cmd_max_lr(a) -> int:
                       ("batch_size", res.batch_size), ("zeta", res.zeta), ("tol", res.tol),
                       ("t_max", res.t_max), ("lr_max", res.lr_max),
                       ("bracket", f"[{res.lr_pass:.6g}, {res.lr_fail:.6g}]"),
-                      ("eta_eff", res.eta_eff), ("runs", len(res.evaluations))]))
+                      ("eta_eff", res.eta_eff), ("runs", len(res.evaluations))]
+                     + ([] if res.converged else [("converged", f"False: {res.message}")])))
     return 0
 
 
@@ -602,8 +613,9 @@ def _range(text: str):
         a, b, n = float(a), float(b), int(n)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected A:B:N, got {text!r}") from None
-    if n < 2 or not (np.isfinite(a) and np.isfinite(b)):
-        raise argparse.ArgumentTypeError(f"expected finite A:B and N >= 2, got {text!r}")
+    if not (2 <= n <= RANGE_MAX_POINTS and np.isfinite(a) and np.isfinite(b)):
+        raise argparse.ArgumentTypeError(f"expected finite A:B and 2 <= N <= "
+                                         f"{RANGE_MAX_POINTS:g}, got {text!r}")
     return a, b, n
 
 
@@ -613,19 +625,43 @@ def _version() -> str:
     return __version__
 
 
+def _fail(exc: BaseException, code: int = 2) -> int:
+    """One line on stderr (the first line of the message), exit status ``code``."""
+    msg = " ".join(str(exc).split()) or type(exc).__name__
+    print(f"perceptron-theory: error: {msg}", file=sys.stderr)
+    return code
+
+
+def _interrupted(args) -> int:
+    """Ctrl-C: one line and exit status 130 (128 + SIGINT), as shells do."""
+    hint = {"train": "; the run folder resumes with the same command and --resume",
+            "reproduce": "; results.json and report.md were left as they were"}.get(args.command, "")
+    print(f"perceptron-theory: interrupted{hint}", file=sys.stderr)
+    return 130
+
+
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     try:
+        check_cli_args(parser, args)  # generic checks of every option, before any work
         return args.func(args)
     except (ValueError, FileNotFoundError) as exc:  # bad input, a missing input file
-        print(f"perceptron-theory: error: {exc}", file=sys.stderr)
-        return 2
+        return _fail(exc)
+    except KeyboardInterrupt:
+        return _interrupted(args)
     except BrokenPipeError:  # e.g. piped into `head`
         sys.stderr.close()
         return 0
+    except MemoryError as exc:  # an estimate in the checks was too optimistic
+        return _fail(f"out of memory ({exc}); try smaller sizes")
+    except Exception as exc:  # a bug: one line, the traceback with -v
+        if args.verbose:
+            raise
+        return _fail(f"internal error: {type(exc).__name__}: {exc} (rerun with -v for the "
+                     "traceback, and please report it)", code=1)
 
 
 if __name__ == "__main__":  # pragma: no cover

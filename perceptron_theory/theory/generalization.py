@@ -92,7 +92,7 @@ Examples
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -133,16 +133,22 @@ BN_DECAYS = ("leading", "exact", "real-batch")
 
 
 # ------------------------------------------------------------------------------ checks
+#: Largest load, noise variance and decay accepted: the closed forms square
+#: ``(1 + sqrt(alpha))^2 + zeta``, which overflows near 1e154, and every curve has reached
+#: its large-argument limit long before 1e12.
+ALPHA_MAX = NOISE_MAX = ZETA_MAX = 1e12
+
+
 def _check_alpha(alpha) -> np.ndarray:
-    return check_array("alpha", alpha, lo=0.0, lo_open=True, min_size=1)
+    return check_array("alpha", alpha, lo=0.0, hi=ALPHA_MAX, lo_open=True, min_size=1)
 
 
 def _check_noise(noise) -> float:
-    return check_real("noise", noise, lo=0.0)
+    return check_real("noise", noise, lo=0.0, hi=NOISE_MAX)
 
 
 def _check_zeta(zeta) -> np.ndarray:
-    return check_array("zeta", zeta, lo=0.0, min_size=1)
+    return check_array("zeta", zeta, lo=0.0, hi=ZETA_MAX, min_size=1)
 
 
 def _check_beta(beta) -> float:
@@ -203,9 +209,25 @@ def _curve(student, method, alpha, eps, noise, gamma2, gR, zeta, note, include_n
         R = np.where(gamma > 0, gR / np.where(gamma > 0, gamma, 1.0), 0.0)
         R = np.where(np.isinf(gamma), 0.0, R)
     eps = eps + noise if include_noise else eps
-    return LearningCurve(student, method, alpha, eps, float(noise), gamma, R,
-                         None if zeta is None else np.asarray(zeta, dtype=float),
-                         convention, note, np.ones(alpha.shape, dtype=bool))
+    return _flag_nonfinite(LearningCurve(
+        student, method, alpha, eps, float(noise), gamma, R,
+        None if zeta is None else np.asarray(zeta, dtype=float), convention, note,
+        np.ones(alpha.shape, dtype=bool)))
+
+
+def _flag_nonfinite(curve: LearningCurve) -> LearningCurve:
+    """Mark points whose ``eps`` is infinite or NaN ``converged = False`` and say why in
+    ``note`` (an infinite eps is the interpolation peak, e.g. min-norm at alpha = 1 with
+    noise, or a Gibbs sample at finite beta below alpha = 1): a curve never carries an
+    unexplained NaN or inf."""
+    bad = ~np.isfinite(np.asarray(curve.eps, dtype=float))
+    if not np.any(bad):
+        return curve
+    where = ", ".join(f"{x:g}" for x in np.asarray(curve.alpha)[bad][:5]) + (
+        ", ..." if bad.sum() > 5 else "")
+    msg = f"eps is infinite or undefined at alpha = {where} (reported converged = False)"
+    return replace(curve, converged=np.asarray(curve.converged, dtype=bool) & ~bad,
+                   note=f"{curve.note}; {msg}" if curve.note else msg)
 
 
 # --------------------------------------------------------------- Marchenko-Pastur pieces
@@ -784,13 +806,14 @@ def learning_curve(student: str, method: str, alpha, *, noise: float, zeta=0.0,
                                     zeta=np.broadcast_to(z_sum, a.shape).ravel(), beta=b)
         shape = a.shape
         eps = np.asarray(rc.eps, dtype=float).reshape(shape)
-        return LearningCurve(student, method, a, eps + S if include_noise else eps, S,
+        return _flag_nonfinite(LearningCurve(
+                             student, method, a, eps + S if include_noise else eps, S,
                              np.asarray(rc.gamma, dtype=float).reshape(shape),
                              np.asarray(rc.R, dtype=float).reshape(shape),
                              np.broadcast_to(z_sum, shape).astype(float), SUM_CONVENTION,
                              (note + "; " if note else "") + "replica-symmetric saddle point "
                              f"(theory.replica, beta={b:g}, continuation in alpha)",
-                             np.asarray(rc.converged, dtype=bool).reshape(shape))
+                             np.asarray(rc.converged, dtype=bool).reshape(shape)))
 
     if student == "relu":  # min-norm at beta = inf
         return relu_exhaustive(a, S, include_noise=include_noise)
@@ -798,5 +821,6 @@ def learning_curve(student: str, method: str, alpha, *, noise: float, zeta=0.0,
     conv_note = SUM_CONVENTION if factor is None else (
         f"{SUM_CONVENTION}; input decay in the per-sample {conv} convention, zeta_sum = "
         f"{factor:g} * alpha * zeta")
-    return LearningCurve("linear", method, a, c.eps, S, c.gamma, c.R, c.zeta, conv_note,
-                         (note + "; " if note else "") + c.note, c.converged)
+    return _flag_nonfinite(LearningCurve("linear", method, a, c.eps, S, c.gamma, c.R, c.zeta,
+                                         conv_note, (note + "; " if note else "") + c.note,
+                                         c.converged))
