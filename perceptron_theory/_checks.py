@@ -8,7 +8,8 @@ output paths (:func:`check_output_file`, :func:`check_output_dir`: the folder mu
 creatable and writable, tested before the work so that a long run is never lost to a
 bad ``--plot``). :func:`check_cli_args` applies the generic rules to every option of a
 parsed command line (finite floats, 64-bit integers, the paths named by
-:data:`OUTPUT_FILE_OPTIONS`, :data:`OUTPUT_DIR_OPTIONS` and :data:`INPUT_DIR_OPTIONS`).
+:data:`OUTPUT_FILE_OPTIONS`, :data:`OUTPUT_DIR_OPTIONS` and :data:`INPUT_DIR_OPTIONS`,
+the devices of :data:`DEVICE_OPTIONS`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import numpy as np
 
 __all__ = ["check_real", "check_int", "check_choice", "check_array", "check_memory",
            "check_work", "check_output_file", "check_output_dir", "check_input_dir",
+           "check_device", "check_keywords",
            "check_cli_args", "finite_or_none", "WORK_LIMIT_S"]
 
 
@@ -217,12 +219,51 @@ def check_output_dir(name: str, path) -> Path:
     return p
 
 
-def check_input_dir(name: str, path) -> Path:
-    """Return ``path`` as a Path if it is an existing folder, else raise ValueError."""
+def check_input_dir(name: str, path, what: str = "") -> Path:
+    """Return ``path`` as a Path if it is an existing folder, else raise ValueError
+    (``what`` describes the folder expected, for the message)."""
     p = _check_path_text(name, path)
     if not p.is_dir():
-        raise ValueError(f"{name}: {p} is not an existing folder")
+        raise ValueError(f"{name}: {p} is not an existing folder" + (f"; expected {what}"
+                                                                      if what else ""))
     return p
+
+
+def check_device(name: str, device) -> str:
+    """``device`` if torch can use it here ("cpu", "auto", "cuda", "cuda:K"), else raise."""
+    text = str(device)
+    if text in ("cpu", "auto"):
+        return text
+    if text == "cuda" or text.startswith("cuda:"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ValueError(f"{name} {text!r}: CUDA is not available on this machine "
+                             "(torch.cuda.is_available() is False); use cpu")
+        index = text.partition(":")[2]
+        if index and not (index.isdigit() and int(index) < torch.cuda.device_count()):
+            raise ValueError(f"{name} {text!r}: this machine has "
+                             f"{torch.cuda.device_count()} CUDA device(s)")
+        return text
+    raise ValueError(f"{name} must be cpu, auto or cuda[:K], got {text!r}")
+
+
+def check_keywords(name: str, fn, options, *, skip: Iterable[str] = ()) -> dict:
+    """``options`` if every key is a keyword parameter of ``fn`` (less ``skip``), else
+    raise ValueError listing the valid ones; a ``**kwargs`` function accepts anything."""
+    import inspect
+
+    fn = getattr(fn, "fn", fn)
+    params = inspect.signature(fn).parameters.values()
+    if any(p.kind is p.VAR_KEYWORD for p in params):
+        return dict(options)
+    valid = [p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+             and p.name not in set(skip)]
+    for key in options:
+        if key not in valid:
+            raise ValueError(f"{name} has unknown key {key!r}; valid keys: "
+                             f"{', '.join(valid) or 'none'}")
+    return dict(options)
 
 
 # ---------------------------------------------------------------------- command lines
@@ -230,8 +271,12 @@ def check_input_dir(name: str, path) -> Path:
 OUTPUT_FILE_OPTIONS = frozenset({"plot"})
 #: Options that name a folder the command writes into (created when missing).
 OUTPUT_DIR_OPTIONS = frozenset({"out", "cache_dir"})
-#: Options that name a folder the command reads.
-INPUT_DIR_OPTIONS = frozenset({"checkpoint", "data_dir"})
+#: Options that name a folder the command reads, with what it should hold.
+INPUT_DIR_OPTIONS = {"checkpoint": "a run folder written by train (config.json + "
+                                   "checkpoint.pt)",
+                     "data_dir": "the folder of the data set's files"}
+#: Options that name a torch device.
+DEVICE_OPTIONS = frozenset({"device"})
 
 _INT64 = 2 ** 63
 
@@ -264,7 +309,9 @@ def check_cli_args(parser, args) -> None:
         elif action.dest in OUTPUT_DIR_OPTIONS:
             check_output_dir(flag, value)
         elif action.dest in INPUT_DIR_OPTIONS:
-            check_input_dir(flag, value)
+            check_input_dir(flag, value, INPUT_DIR_OPTIONS[action.dest])
+        elif action.dest in DEVICE_OPTIONS:
+            check_device(flag, value)
 
 
 def _actions_of(parser, args):

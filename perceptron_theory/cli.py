@@ -98,9 +98,8 @@ def _cmd_dynamics(a) -> int:
 
 
 def _cmd_lr_limits(a) -> int:
-    from perceptron_theory.theory import dynamics as D
-
     from perceptron_theory._checks import check_array, check_work
+    from perceptron_theory.theory import dynamics as D
 
     zetas = [a.zeta] if a.zeta_range is None else list(np.linspace(*a.zeta_range))
     check_array("zeta", zetas, 0.0, D.ZETA_MAX)  # every point, before the first one runs
@@ -282,11 +281,12 @@ def _cmd_probe(a) -> int:
     except ImportError as exc:  # torch missing
         raise ValueError(f"the deep arm needs torch ({exc}); install with "
                          "python3 -m pip install -e '.[deep]'") from None
-    from perceptron_theory._checks import check_choice
+    from perceptron_theory._checks import check_choice, check_keywords
 
     check_choice("probe", a.probe, PROBES)
-    res = run_probe(a.checkpoint, a.probe, options=_kv_options(a.option, "--option"),
-                    device=a.device)
+    options = check_keywords("--option", PROBES[a.probe], _kv_options(a.option, "--option"),
+                             skip=("model", "data", "bundle"))
+    res = run_probe(a.checkpoint, a.probe, options=options, device=a.device)
     if a.plot:
         _probe_plot(a.probe, res["result"], a.plot)
     if a.json:
@@ -635,7 +635,8 @@ def _fail(exc: BaseException, code: int = 2) -> int:
 def _interrupted(args) -> int:
     """Ctrl-C: one line and exit status 130 (128 + SIGINT), as shells do."""
     hint = {"train": "; the run folder resumes with the same command and --resume",
-            "reproduce": "; results.json and report.md were left as they were"}.get(args.command, "")
+            "reproduce": "; results.json and report.md were left as they were"}
+    hint = hint.get(args.command, "")
     print(f"perceptron-theory: interrupted{hint}", file=sys.stderr)
     return 130
 

@@ -77,8 +77,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._checks import check_choice, check_int, check_real
+from .._checks import check_choice, check_int, check_output_dir, check_real
 from .._io import _jsonable, atomic_write_bytes, atomic_write_json, atomic_write_text
+from . import _runfolder
 from .data import DATASETS, augment, derive_seed, iterate_minibatches, make_dataset
 from .models import MODELS, make_model, model_options
 from .norms import NORMS, PopulationNorm, refresh_population_stats
@@ -455,17 +456,7 @@ def _set_rng_state(state: dict) -> None:
 
 def load_checkpoint(path, map_location="cpu") -> dict:
     """A checkpoint written by :func:`train`, loaded with ``weights_only=True``."""
-    path = Path(path)
-    try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    except FileNotFoundError:
-        raise
-    except Exception as exc:  # any unpickling failure means a bad file
-        raise ValueError(f"{path}: not a readable checkpoint ({exc})") from None
-    if not isinstance(ckpt, dict) or ckpt.get("format") != _CHECKPOINT_FORMAT:
-        raise ValueError(f"{path}: not a perceptron_theory checkpoint (format "
-                         f"{_CHECKPOINT_FORMAT})")
-    return ckpt
+    return _runfolder.load(Path(path), map_location, _CHECKPOINT_FORMAT)
 
 
 class _Recorder(nn.Module):
@@ -697,10 +688,18 @@ def train(config: TrainConfig, out_dir, *, resume: bool = False, progress=None,
     for cb in callbacks:
         if not callable(cb):
             raise ValueError(f"callbacks must be callables, got {cb!r}")
-    out_dir = Path(out_dir)
+    out_dir = check_output_dir("out_dir", out_dir)
+    # one writer per folder; stale temporary files of killed writes are removed
+    with _runfolder.RunLock(out_dir, enabled=_runfolder.rank_is_main()):
+        return _train_in_folder(config, out_dir, resume, progress, callbacks)
+
+
+def _train_in_folder(config, out_dir, resume, progress, callbacks) -> TrainResult:
     ckpt_path = out_dir / CHECKPOINT_FILE
     if resume:
         _check_resume_config(out_dir, config)
+        if ckpt_path.is_file():  # the config the weights came from, not only config.json
+            _runfolder.check_resume(load_checkpoint(ckpt_path), config, ckpt_path)
     elif ckpt_path.exists():
         raise ValueError(f"out_dir {out_dir} already holds {CHECKPOINT_FILE}; pass "
                          "resume=True to continue it or choose another folder")
