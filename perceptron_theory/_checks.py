@@ -144,12 +144,14 @@ def check_memory(what: str, n_bytes: float) -> None:
                          f"more than this machine's {_fmt_bytes(limit)}")
 
 
-def check_work(what: str, n_ops: float, *, limit_s: float = WORK_LIMIT_S) -> None:
-    """Raise ValueError when ``n_ops`` elementary updates would take longer than ``limit_s``.
+def check_work(what: str, n_ops: float, *, limit_s: float | None = None) -> None:
+    """Raise ValueError when ``n_ops`` elementary updates would take longer than ``limit_s``
+    (default :data:`WORK_LIMIT_S`, read at each call so that a test can lower it).
 
     The estimate assumes :data:`OPS_PER_S`; it only has to be right within a factor of
     a few to tell a size that finishes from one that never does.
     """
+    limit_s = WORK_LIMIT_S if limit_s is None else limit_s
     seconds = float(n_ops) / OPS_PER_S
     if not seconds <= limit_s:
         raise ValueError(f"{what} would take about {_fmt_seconds(seconds)} "

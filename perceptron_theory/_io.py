@@ -8,7 +8,7 @@ import tempfile
 from pathlib import Path
 
 __all__ = ["to_plain_dict", "atomic_write_bytes", "atomic_write_text", "atomic_write_json",
-           "atomic_savefig"]
+           "atomic_savefig", "remove_stale_temp_files"]
 
 
 def atomic_write_bytes(path, data: bytes, *, fsync: bool = True) -> Path:
@@ -36,6 +36,25 @@ def atomic_write_bytes(path, data: bytes, *, fsync: bool = True) -> Path:
             os.unlink(tmp)
         raise
     return path
+
+
+def remove_stale_temp_files(folder, names, older_than_s: float = 600.0) -> list[str]:
+    """Remove the temporary files ``.NAME.*.tmp`` of :func:`atomic_write_bytes` for each
+    of ``names`` in ``folder`` that are older than ``older_than_s`` seconds: left by a
+    writer that was killed (an atomic write takes far less time). Returns their names."""
+    import time
+
+    removed = []
+    now = time.time()
+    for name in names:
+        for tmp in Path(folder).glob(f".{name}.*.tmp"):
+            try:
+                if now - tmp.stat().st_mtime > older_than_s:
+                    tmp.unlink()
+                    removed.append(tmp.name)
+            except FileNotFoundError:
+                pass
+    return sorted(removed)
 
 
 def atomic_write_text(path, text: str, *, fsync: bool = True) -> Path:

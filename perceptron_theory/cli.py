@@ -396,6 +396,11 @@ def _cmd_figure(a) -> int:
     names = list(FIGURES) if a.name == "all" else [a.name]
     if a.name != "all" and a.name not in FIGURES:
         raise ValueError(f"figure must be one of {', '.join(FIGURES)} or all; got {a.name!r}")
+    for name in names:  # every figure's size, before the first one is drawn
+        sizes = getattr(importlib.import_module(FIGURES[name]), "SIZES", None)
+        if sizes is not None and a.size not in sizes:
+            raise ValueError(f"--size must be one of {', '.join(sizes)} for figure {name}; "
+                             f"got {a.size!r}")
     written = []
     for name in names:
         written += importlib.import_module(FIGURES[name]).main(a.out, size=a.size)

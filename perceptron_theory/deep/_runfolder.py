@@ -144,15 +144,11 @@ def _describe_holder(path: Path) -> str:
 
 
 def clean_stale_temp_files(out_dir) -> list[str]:
-    """Remove ``.NAME.*.tmp`` left by killed atomic writes of :data:`RUN_FILES`; call it
-    only while holding the folder's lock. Returns the names removed."""
-    removed = []
-    for name in RUN_FILES:
-        for tmp in Path(out_dir).glob(f".{name}.*.tmp"):
-            with contextlib.suppress(FileNotFoundError):
-                tmp.unlink()
-                removed.append(tmp.name)
-    return sorted(removed)
+    """Remove ``.NAME.*.tmp`` left by killed atomic writes of :data:`RUN_FILES`, whatever
+    their age: call it only while holding the folder's lock. Returns the names removed."""
+    from perceptron_theory._io import remove_stale_temp_files
+
+    return remove_stale_temp_files(out_dir, RUN_FILES, older_than_s=-1.0)
 
 
 def load(path, map_location, fmt: int) -> dict:
