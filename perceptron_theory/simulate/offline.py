@@ -39,13 +39,13 @@ from perceptron_theory.simulate.data import fill_training_set, init_weights_vect
 from perceptron_theory.simulate.online import (
     MAX_SEEDS,
     METHODS,
-    STEP_COST,
     SeedStats,
     _diverged,
     check_sim_work,
     method_config,
     run_in_batches,
     seed_array,
+    step_cost,
     student_readout,
 )
 
@@ -207,7 +207,7 @@ def run(method: str, activation: str, *, N: int, alpha: float, epochs: int, lr: 
     check_sim_work(f"offline {method}: seeds={n_seeds}, N={N}, P={P}, epochs={epochs}, "
                    f"n_points={n_points}", n_seeds, min(n_points, epochs) + 1,
                    8.0 * (P + M + 3) * N,
-                   float(epochs) * ((P // M) * STEP_COST(M, N, True) + 6.0 * P * N))
+                   float(epochs) * ((P // M) * step_cost(M, N, True) + 6.0 * P * N))
     rec = np.unique(np.round(np.linspace(0, epochs, n_points + 1)[1:]).astype(np.int64))
     seeds = seed_array(seeds, seed)
     rec = np.concatenate([[0], rec])

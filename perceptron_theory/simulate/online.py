@@ -215,7 +215,7 @@ class SeedStats:
         return to_plain_dict(self)
 
 
-def STEP_COST(M: int, N: int, vector: bool) -> float:  # noqa: N802 - a constant's role
+def step_cost(M: int, N: int, vector: bool) -> float:
     """Cost of one SGD step in :data:`perceptron_theory._checks.OPS_PER_S` units (ns),
     measured on one core: ~500 ns of overhead plus ~6 ns per input entry (vector engine)
     or ~15 ns per pair of samples (reduced engine)."""
@@ -429,7 +429,7 @@ def run(method: str, activation: str, *, N: int, lr: float, t_max: float, zeta: 
     n_steps = t_max * N / M
     check_sim_work(f"online {method}: seeds={n_seeds}, N={N}, batch_size={M}, t_max={t_max:g}",
                    n_seeds, times.size, 8.0 * ((M + 3) * N if vector else M * (M + 5) / 2),
-                   n_steps * STEP_COST(M, N, vector) + N)
+                   n_steps * step_cost(M, N, vector) + N)
     seeds = seed_array(seeds, seed)
     rec = np.round(times * N / M).astype(np.int64)
     t = rec * M / N
