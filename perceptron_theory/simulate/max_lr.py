@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from perceptron_theory._checks import check_int, check_real
+from perceptron_theory._checks import check_int, check_real, check_work
 from perceptron_theory.simulate import online
 
 __all__ = ["MaxLRResult", "empirical_max_lr", "passes", "LR_START_RANGE"]
@@ -88,6 +88,13 @@ def empirical_max_lr(method: str, activation: str, *, N: int, zeta: float = 0.0,
     rel_tol = check_real("rel_tol", rel_tol, 0.0, 1.0, lo_open=True, hi_open=True)
     lr = check_real("lr_start", lr_start, *LR_START_RANGE)
     max_evaluations = check_int("max_evaluations", max_evaluations, 2)
+    # the whole bisection, before its first run (each run also checks its own cost)
+    n_seeds = check_int("seeds", seeds, 1, online.MAX_SEEDS)
+    N_, M_ = check_int("N", N, 3), check_int("batch_size", batch_size, 1)
+    t_ = check_real("t_max", t_max, 0.0, lo_open=True)
+    check_work(f"max-lr: up to {max_evaluations} runs of {n_seeds} seeds, N={N_}, "
+               f"batch_size={M_}, t_max={t_:g}", max_evaluations * n_seeds * t_ * N_ / M_
+               * online.step_cost(M_, N_, engine == "vector"))
     normalized = online.METHODS[method].normalized if method in online.METHODS else True
     kw = dict(N=N, zeta=zeta, batch_size=batch_size, R_init=R_init, gamma_init=gamma_init,
               L_init=L_init, seeds=seeds, seed=seed, engine=engine, tol=tol, t_max=t_max,

@@ -37,6 +37,7 @@ from perceptron_theory.simulate import kernels as K
 from perceptron_theory.simulate._rng import seed_state, shuffle
 from perceptron_theory.simulate.data import fill_training_set, init_weights_vector
 from perceptron_theory.simulate.online import (
+    MAX_POINTS,
     MAX_SEEDS,
     METHODS,
     SeedStats,
@@ -202,7 +203,7 @@ def run(method: str, activation: str, *, N: int, alpha: float, epochs: int, lr: 
     L_init = check_real("L_init", L_init, 0.0, lo_open=True)
     gamma_init = check_real("gamma_init", gamma_init)
     cfg = method_config(method, activation, teacher, M, zeta, ghost_size, False)
-    n_points = check_int("n_points", n_points, 1)
+    n_points = check_int("n_points", n_points, 1, MAX_POINTS)
     n_seeds = check_int("seeds", seeds, 1, MAX_SEEDS) if np.isscalar(seeds) else len(seeds)
     check_sim_work(f"offline {method}: seeds={n_seeds}, N={N}, P={P}, epochs={epochs}, "
                    f"n_points={n_points}", n_seeds, min(n_points, epochs) + 1,

@@ -222,6 +222,8 @@ def step_cost(M: int, N: int, vector: bool) -> float:
     return 500.0 + (6.0 * M * N if vector else 15.0 * M * M)
 
 
+#: Most recorded times of one call.
+MAX_POINTS = 10**6
 #: Most seeds of one call (each is a full simulation; the limit only keeps the bookkeeping
 #: arrays of an absurd count from exhausting memory before :func:`check_sim_work` runs).
 MAX_SEEDS = 10**7
@@ -415,7 +417,7 @@ def run(method: str, activation: str, *, N: int, lr: float, t_max: float, zeta: 
     cfg = method_config(method, activation, teacher, M, zeta, ghost_size, freeze_L)
     n_seeds = check_int("seeds", seeds, 1, MAX_SEEDS) if np.isscalar(seeds) else len(seeds)
     if times is None:
-        n_points = check_int("n_points", n_points, 1)
+        n_points = check_int("n_points", n_points, 1, MAX_POINTS)
         check_sim_work(f"n_points={n_points}", n_seeds, n_points, 0.0, 0.0)
         times = np.linspace(0.0, t_max, n_points)
     times = np.asarray(times, float)

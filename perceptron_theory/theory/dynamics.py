@@ -89,13 +89,7 @@ import sympy as sp
 from scipy import integrate as _integrate
 from scipy import optimize as _optimize
 
-from perceptron_theory._checks import (
-    check_array,
-    check_choice,
-    check_int,
-    check_memory,
-    check_real,
-)
+from perceptron_theory._checks import check_array, check_choice, check_int, check_real
 from perceptron_theory._io import to_plain_dict
 from perceptron_theory.theory import integrals as _int
 
@@ -126,9 +120,12 @@ LR_MAX = ZETA_MAX = 1e6
 #: Longest integration time accepted, in units of N steps: every trajectory has reached
 #: its fixed point or diverged long before (the slowest rates are ~ lr zeta).
 T_MAX = 1e9
-#: Right-hand-side evaluations after which :func:`integrate` gives up (a safety net
-#: under the ranges above: the stiffest accepted systems need ~1e4).
+#: Right-hand-side evaluations after which :func:`integrate` gives up (~7 s): a safety
+#: net under the ranges above, whose slowest corners (lr = 1e6, zeta = 1e-6,
+#: t_max = 1e9) need ~3e5.
 MAX_EVALUATIONS = 500_000
+#: Most output times of a trajectory.
+MAX_POINTS = 10**6
 #: Range of the raw weight length L0 at the fixed point in :func:`lr_limits` (the
 #: effective rate per lr is gamma0 / L0^2, which must stay finite and non-zero).
 L_RANGE = (1e-6, 1e6)
@@ -279,7 +276,8 @@ def integrate(method: str, activation: str, *, lr: float, zeta: float = 0.0,
     zeta : float
         Gamma decay (``"bn"`` only).
     gamma_init, R_init, L_init : float
-        Initial condition (``gamma_init`` is ``Q`` for ``"sgd"``; ``L_init`` unused there).
+        Initial condition (``gamma_init`` is ``Q`` for ``"sgd"``; ``L_init`` in
+        :data:`L_RANGE`, unused there).
     t_max : float
         Final time, in units of N SGD steps.
     n_points : int
@@ -297,10 +295,9 @@ def integrate(method: str, activation: str, *, lr: float, zeta: float = 0.0,
     blowup = check_real("blowup", blowup, lo=0.0, lo_open=True)
     g0 = check_real("gamma_init", gamma_init, lo=0.0, hi=blowup, lo_open=True, hi_open=True)
     r0 = check_real("R_init", R_init, lo=-1.0, hi=1.0)
-    l0 = check_real("L_init", L_init, lo=0.0, hi=blowup, lo_open=True, hi_open=True)
+    l0 = check_real("L_init", L_init, L_RANGE[0], min(L_RANGE[1], blowup))
     t_max = check_real("t_max", t_max, lo=0.0, hi=T_MAX, lo_open=True)
-    n_points = check_int("n_points", n_points, lo=2)
-    check_memory(f"n_points={n_points}", 8.0 * 8 * n_points)
+    n_points = check_int("n_points", n_points, lo=2, hi=MAX_POINTS)
     rtol = check_real("rtol", rtol, lo=0.0, hi=1.0, lo_open=True)
     atol = check_real("atol", atol, lo=0.0, lo_open=True)
     f_counted = rhs(method, activation, lr, zeta)

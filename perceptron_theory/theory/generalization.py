@@ -96,7 +96,13 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from perceptron_theory._checks import check_array, check_choice, check_int, check_real
+from perceptron_theory._checks import (
+    check_array,
+    check_choice,
+    check_int,
+    check_real,
+    check_work,
+)
 from perceptron_theory._io import to_plain_dict
 
 __all__ = [
@@ -802,6 +808,8 @@ def learning_curve(student: str, method: str, alpha, *, noise: float, zeta=0.0,
         if not hasattr(replica, "learning_curve"):
             raise NotImplementedError("perceptron_theory.theory.replica.learning_curve is "
                                       "not available yet")
+        # a saddle point takes ~0.01-1 s (up to ~10 s at extreme parameters)
+        check_work(f"the replica solver at {a.size} loads", a.size * 1e9)
         rc = replica.learning_curve(a.ravel(), student=student, teacher="linear", noise=S,
                                     zeta=np.broadcast_to(z_sum, a.shape).ravel(), beta=b)
         shape = a.shape
