@@ -349,13 +349,18 @@ def _curve_is_honest(d):
     ["--student", "relu", "--method", "replica", "--alpha", "1000"],
     ["--student", "linear", "--method", "ridge", "--alpha", "1e6", "--zeta", "1e-12"],
     ["--student", "linear", "--method", "replica", "--alpha", "1", "--zeta", "0.1",
-     "--beta", "1e308"],
+     "--beta", "1e12"],
     ["--student", "linear", "--method", "min-norm", "--alpha", "1", "--noise", "1"],
 ], ids=["relu-min-norm-noise", "relu-bn-M2", "relu-replica-0.01", "relu-replica-1000",
-        "ridge-tiny-zeta", "replica-beta-1e308", "interpolation-peak"])
+        "ridge-tiny-zeta", "replica-beta-1e12", "interpolation-peak"])
 def test_curve_never_reports_nan_as_converged(argv):
     d = json_exit_0("curve", *argv)
     _curve_is_honest(d)
+
+
+def test_curve_replica_beta_1e308():
+    one_line_exit_2("curve", "--student", "linear", "--method", "replica", "--alpha", "1",
+                    "--zeta", "0.1", "--beta", "1e308", match="beta must be inf or in")
 
 
 def test_curve_interpolation_peak_is_reported():
@@ -431,7 +436,7 @@ def test_simulate_seed_minus_1_names_seed():
 
 def test_non_finite_float_options_are_refused_by_name():
     one_line_exit_2(*DYN, "--zeta", "nan", match="--zeta must be a finite number")
-    one_line_exit_2("bn-decay", "--batch-size", "8", "--sigma-P", "-inf",
+    one_line_exit_2("bn-decay", "--batch-size", "8", "--sigma-P=-inf",
                     match="--sigma-P must be a finite number")
 
 

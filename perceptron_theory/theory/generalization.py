@@ -143,6 +143,9 @@ BN_DECAYS = ("leading", "exact", "real-batch")
 #: ``(1 + sqrt(alpha))^2 + zeta``, which overflows near 1e154, and every curve has reached
 #: its large-argument limit long before 1e12.
 ALPHA_MAX = NOISE_MAX = ZETA_MAX = 1e12
+#: Finite inverse temperatures accepted (the replica solver divides by zero near 1e308;
+#: beyond 1e12 a Gibbs sample is the beta = inf minimizer to machine precision).
+BETA_RANGE = (1e-12, 1e12)
 
 
 def _check_alpha(alpha) -> np.ndarray:
@@ -162,8 +165,9 @@ def _check_beta(beta) -> float:
         b = float(beta)
     except (TypeError, ValueError):
         raise ValueError(f"beta must be a real number in (0, inf], got {beta!r}") from None
-    if not b > 0.0:  # also rejects nan
-        raise ValueError(f"beta must be in (0, inf], got {beta!r}")
+    if not (b == math.inf or BETA_RANGE[0] <= b <= BETA_RANGE[1]):  # also rejects nan
+        raise ValueError(f"beta must be inf or in [{BETA_RANGE[0]:g}, {BETA_RANGE[1]:g}], "
+                         f"got {beta!r}")
     return b
 
 
