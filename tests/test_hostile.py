@@ -38,7 +38,7 @@ from hypothesis import strategies as st
 from perceptron_theory import _checks
 from perceptron_theory.cli import build_parser, main
 
-FUZZ_EXAMPLES = 6  # per subcommand, default run
+FUZZ_EXAMPLES = 10  # per subcommand, default run
 FUZZ_EXAMPLES_SLOW = 50  # per subcommand, `pytest -m slow`
 BUDGET_S = 60.0  # one command, soft (checked after it returns)
 HARD_BUDGET_S = 300.0  # one command, hard: a real hang dumps the stacks and exits
