@@ -662,10 +662,14 @@ def train(config: TrainConfig, out_dir, *, resume: bool = False, progress=None,
     config : TrainConfig
         The run.
     out_dir : str or Path
-        Output folder (created). Without ``resume`` it must not hold a checkpoint.
+        Output folder (created). Without ``resume`` it must not hold a checkpoint. It is
+        locked while the run lasts (``.lock`` names the holder; a second writer gets a
+        ValueError, a killed holder's lock is taken over) and temporary files of killed
+        writes are removed (:mod:`._runfolder`).
     resume : bool
         Continue from ``out_dir/checkpoint.pt`` (or start afresh when there is none).
-        The configuration must equal the saved one except for ``epochs``.
+        The configuration must equal the saved one (``config.json`` and the one stored
+        in the checkpoint) except for ``epochs``, which may not drop below those done.
     progress : bool, optional
         tqdm progress bar over epochs; default: when stderr is a terminal.
     callbacks : sequence of callables
