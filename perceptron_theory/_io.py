@@ -62,7 +62,11 @@ def atomic_write_text(path, text: str, *, fsync: bool = True) -> Path:
 
 
 def atomic_write_json(path, obj) -> Path:
-    text = json.dumps(obj, indent=2, sort_keys=False, default=_jsonable)
+    """Strict JSON, atomically: NaN and +-inf are written ``null`` (they are not JSON)."""
+    from perceptron_theory._checks import finite_or_none
+
+    text = json.dumps(finite_or_none(obj), indent=2, sort_keys=False, default=_jsonable,
+                      allow_nan=False)
     return atomic_write_text(path, text + "\n")
 
 
