@@ -39,7 +39,8 @@ from perceptron_theory import _checks
 from perceptron_theory.cli import build_parser, main
 
 FUZZ_EXAMPLES = 10  # per subcommand, default run
-FUZZ_EXAMPLES_SLOW = 50  # per subcommand, `pytest -m slow`
+#: per subcommand, `pytest -m slow` (the environment variable PT_FUZZ_EXAMPLES overrides it)
+FUZZ_EXAMPLES_SLOW = int(os.environ.get("PT_FUZZ_EXAMPLES", "100"))
 BUDGET_S = 60.0  # one command, soft (checked after it returns)
 HARD_BUDGET_S = 300.0  # one command, hard: a real hang dumps the stacks and exits
 WORK_LIMIT_S = 5.0  # the package's work limit while fuzzing
@@ -859,5 +860,5 @@ def test_fuzz_every_option_of_every_subcommand_slow(name, tmp_path, monkeypatch,
 
 def test_fuzz_covers_every_subcommand():
     """The fuzz reads its subcommands from the parser: all of them are parametrized."""
-    assert len(SUBCOMMANDS) * FUZZ_EXAMPLES_SLOW >= 500
+    assert len(SUBCOMMANDS) * FUZZ_EXAMPLES_SLOW >= 500 or "PT_FUZZ_EXAMPLES" in os.environ
     assert {"integrals", "dynamics", "simulate", "train", "reproduce"} <= set(SUBCOMMANDS)
