@@ -33,8 +33,9 @@ class _Parser(argparse.ArgumentParser):
 def _dump(obj) -> str:
     """Strict JSON: a quantity that could not be computed (NaN, inf) is ``null``."""
     from perceptron_theory._checks import finite_or_none
+    from perceptron_theory._io import _jsonable
 
-    return json.dumps(finite_or_none(obj), indent=2, allow_nan=False)
+    return json.dumps(finite_or_none(obj), indent=2, allow_nan=False, default=_jsonable)
 
 
 def _fmt_table(rows: list[tuple[str, object]]) -> str:
@@ -631,7 +632,7 @@ def _version() -> str:
 
 
 def _fail(exc: BaseException, code: int = 2) -> int:
-    """One line on stderr (the first line of the message), exit status ``code``."""
+    """The message on one line of stderr (whitespace runs joined), exit status ``code``."""
     msg = " ".join(str(exc).split()) or type(exc).__name__
     print(f"perceptron-theory: error: {msg}", file=sys.stderr)
     return code
