@@ -179,10 +179,13 @@ def _writable_ancestor(name: str, path: Path) -> None:
     import tempfile
 
     probe = path.absolute()
-    while not probe.exists():
-        if probe.is_symlink():
-            raise ValueError(f"{name}: {probe} is a dangling symbolic link")
-        probe = probe.parent
+    try:
+        while not probe.exists():
+            if probe.is_symlink():
+                raise ValueError(f"{name}: {probe} is a dangling symbolic link")
+            probe = probe.parent
+    except OSError as exc:  # e.g. a folder we may not search
+        raise ValueError(f"{name}: cannot reach {probe} ({exc.strerror or exc})") from None
     if not probe.is_dir():
         raise ValueError(f"{name}: {probe} is not a folder, so {path} cannot be created")
     try:
