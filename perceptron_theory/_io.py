@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["plain", "to_plain_dict", "atomic_write_bytes", "atomic_write_text", "atomic_write_json",
-           "atomic_savefig"]
+__all__ = ["plain", "to_plain_dict", "atomic_write_bytes", "atomic_write_text",
+           "atomic_write_json", "atomic_savefig", "remove_stale_temp_files"]
 
 
 def atomic_write_bytes(path, data: bytes, *, fsync: bool = True) -> Path:
@@ -43,12 +43,33 @@ def atomic_write_bytes(path, data: bytes, *, fsync: bool = True) -> Path:
     return path
 
 
+def remove_stale_temp_files(folder, names, older_than_s: float = 600.0) -> list[str]:
+    """Remove the temporary files ``.NAME.*.tmp`` of :func:`atomic_write_bytes` for each
+    of ``names`` in ``folder`` that are older than ``older_than_s`` seconds: left by a
+    writer that was killed (an atomic write takes far less time). Returns their names."""
+    import time
+
+    removed = []
+    now = time.time()
+    for name in names:
+        for tmp in Path(folder).glob(f".{name}.*.tmp"):
+            try:
+                if now - tmp.stat().st_mtime > older_than_s:
+                    tmp.unlink()
+                    removed.append(tmp.name)
+            except FileNotFoundError:
+                pass
+    return sorted(removed)
+
+
 def atomic_write_text(path, text: str, *, fsync: bool = True) -> Path:
     return atomic_write_bytes(path, text.encode("utf-8"), fsync=fsync)
 
 
 def atomic_write_json(path, obj) -> Path:
-    text = json.dumps(obj, indent=2, sort_keys=False, default=_jsonable)
+    """Strict JSON, atomically: NaN and +-inf are written ``null`` (they are not JSON)."""
+    text = json.dumps(plain(obj, finite_only=True), indent=2, sort_keys=False,
+                      default=_jsonable, allow_nan=False)
     return atomic_write_text(path, text + "\n")
 
 

@@ -16,10 +16,14 @@ import warnings
 import numpy as np
 
 from perceptron_theory import vocabulary as _vocab
+from perceptron_theory._checks import check_cli_args
 from perceptron_theory.deep import names as _deep_names
 from perceptron_theory.vocabulary import ACTIVATIONS, INITIAL_CONDITIONS
 
 __all__ = ["main", "build_parser"]
+
+#: Most points of an ``A:B:N`` sweep (a larger grid is refused before it is built).
+RANGE_MAX_POINTS = 10**6
 
 
 class _Parser(argparse.ArgumentParser):
@@ -30,9 +34,11 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _dump(obj) -> str:
-    from perceptron_theory._io import _jsonable
+    """Strict JSON: a quantity that could not be computed (NaN, inf) is ``null``."""
+    from perceptron_theory._io import _jsonable, plain
 
-    return json.dumps(obj, indent=2, default=_jsonable)
+    return json.dumps(plain(obj, finite_only=True), indent=2, allow_nan=False,
+                      default=_jsonable)
 
 
 def _fmt_table(rows: list[tuple[str, object]]) -> str:
@@ -84,7 +90,8 @@ def _cmd_dynamics(a) -> int:
         print(_dump(tr.to_dict()))
     else:
         print(f"# {a.method}/{a.activation} lr={a.lr} zeta={a.zeta} diverged={tr.diverged}"
-              + (f" at t={tr.t_diverged:.4g}" if tr.t_diverged is not None else ""))
+              + (f" at t={tr.t_diverged:.4g}" if tr.t_diverged is not None else "")
+              + (f"; {tr.message}" if tr.status < 0 else ""))
         print(f"{'t':>10} {'gamma':>12} {'R':>12} {'L':>12} {'eps':>12}")
         step = max(1, len(tr.t) // 20)
         rows = sorted(set(range(0, len(tr.t), step)) | {len(tr.t) - 1})
@@ -95,9 +102,12 @@ def _cmd_dynamics(a) -> int:
 
 
 def _cmd_lr_limits(a) -> int:
+    from perceptron_theory._checks import check_array, check_work
     from perceptron_theory.theory import dynamics as D
 
     zetas = [a.zeta] if a.zeta_range is None else list(np.linspace(*a.zeta_range))
+    check_array("zeta", zetas, 0.0, D.ZETA_MAX)  # every point, before the first one runs
+    check_work(f"lr-limits over {len(zetas)} zetas", len(zetas) * (1e8 if a.fast else 2e9))
     res = [D.lr_limits(a.method, a.activation, z, L0=a.L0, exact=not a.fast) for z in zetas]
     if a.plot:
         from perceptron_theory.plotting import Plot, save, series
@@ -148,8 +158,8 @@ def _cmd_curve(a) -> int:
         if d.get("note"):
             print(f"# {d['note']}")
         print(f"{'alpha':>10} {'eps':>14}")
-        for x, e in zip(d["alpha"], d["eps"], strict=True):
-            print(f"{x:10.4g} {e:14.8g}")
+        for x, e, ok in zip(d["alpha"], d["eps"], d["converged"], strict=True):
+            print(f"{x:10.4g} {e:14.8g}" + ("" if ok else "  (not converged)"))
     return 0
 
 
@@ -219,7 +229,8 @@ def _cmd_max_lr(a) -> int:
                       ("batch_size", res.batch_size), ("zeta", res.zeta), ("tol", res.tol),
                       ("t_max", res.t_max), ("lr_max", res.lr_max),
                       ("bracket", f"[{res.lr_pass:.6g}, {res.lr_fail:.6g}]"),
-                      ("eta_eff", res.eta_eff), ("runs", len(res.evaluations))]))
+                      ("eta_eff", res.eta_eff), ("runs", len(res.evaluations))]
+                     + ([] if res.converged else [("converged", f"False: {res.message}")])))
     return 0
 
 
@@ -274,11 +285,12 @@ def _cmd_probe(a) -> int:
     except ImportError as exc:  # torch missing
         raise ValueError(f"the deep arm needs torch ({exc}); install with "
                          "python3 -m pip install -e '.[deep]'") from None
-    from perceptron_theory._checks import check_choice
+    from perceptron_theory._checks import check_choice, check_keywords
 
     check_choice("probe", a.probe, PROBES)
-    res = run_probe(a.checkpoint, a.probe, options=_kv_options(a.option, "--option"),
-                    device=a.device)
+    options = check_keywords("--option", PROBES[a.probe], _kv_options(a.option, "--option"),
+                             skip=("model", "data", "bundle"))
+    res = run_probe(a.checkpoint, a.probe, options=options, device=a.device)
     if a.plot:
         _probe_plot(a.probe, res["result"], a.plot)
     if a.json:
@@ -407,6 +419,11 @@ def _cmd_figure(a) -> int:
     names = list(FIGURES) if a.name == "all" else [a.name]
     if a.name != "all" and a.name not in FIGURES:
         raise ValueError(f"figure must be one of {', '.join(FIGURES)} or all; got {a.name!r}")
+    for name in names:  # every figure's size, before the first one is drawn
+        sizes = getattr(importlib.import_module(FIGURES[name]), "SIZES", None)
+        if sizes is not None and a.size not in sizes:
+            raise ValueError(f"--size must be one of {', '.join(sizes)} for figure {name}; "
+                             f"got {a.size!r}")
     store = None if a.no_cache else Store(a.cache_dir or _default_cache_dir())
     written = []
     with _executor(a), _common.options(store=store, rerun=a.rerun):
@@ -704,8 +721,9 @@ def _range(text: str):
         a, b, n = float(a), float(b), int(n)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected A:B:N, got {text!r}") from None
-    if n < 2 or not (np.isfinite(a) and np.isfinite(b)):
-        raise argparse.ArgumentTypeError(f"expected finite A:B and N >= 2, got {text!r}")
+    if not (2 <= n <= RANGE_MAX_POINTS and np.isfinite(a) and np.isfinite(b)):
+        raise argparse.ArgumentTypeError(f"expected finite A:B and 2 <= N <= "
+                                         f"{RANGE_MAX_POINTS:g}, got {text!r}")
     return a, b, n
 
 
@@ -713,6 +731,22 @@ def _version() -> str:
     from perceptron_theory import __version__
 
     return __version__
+
+
+def _fail(exc: BaseException, code: int = 2) -> int:
+    """The message on one line of stderr (whitespace runs joined), exit status ``code``."""
+    msg = " ".join(str(exc).split()) or type(exc).__name__
+    print(f"perceptron-theory: error: {msg}", file=sys.stderr)
+    return code
+
+
+def _interrupted(args) -> int:
+    """Ctrl-C: one line and exit status 130 (128 + SIGINT), as shells do."""
+    hint = {"train": "; the run folder resumes with the same command and --resume",
+            "reproduce": "; results.json and report.md were left as they were"}
+    hint = hint.get(args.command, "")
+    print(f"perceptron-theory: interrupted{hint}", file=sys.stderr)
+    return 130
 
 
 def main(argv=None) -> int:
@@ -723,13 +757,22 @@ def main(argv=None) -> int:
     # our deprecated names (vocabulary.DEPRECATED) warn on stderr, once per place
     warnings.filterwarnings("default", category=DeprecationWarning, module="perceptron_theory")
     try:
+        check_cli_args(parser, args)  # generic checks of every option, before any work
         return args.func(args)
     except (ValueError, FileNotFoundError) as exc:  # bad input, a missing input file
-        print(f"perceptron-theory: error: {exc}", file=sys.stderr)
-        return 2
+        return _fail(exc)
+    except KeyboardInterrupt:
+        return _interrupted(args)
     except BrokenPipeError:  # e.g. piped into `head`
         sys.stderr.close()
         return 0
+    except MemoryError as exc:  # an estimate in the checks was too optimistic
+        return _fail(f"out of memory ({exc}); try smaller sizes")
+    except Exception as exc:  # a bug: one line, the traceback with -v
+        if args.verbose:
+            raise
+        return _fail(f"internal error: {type(exc).__name__}: {exc} (rerun with -v for the "
+                     "traceback, and please report it)", code=1)
 
 
 if __name__ == "__main__":  # pragma: no cover

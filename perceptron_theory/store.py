@@ -28,7 +28,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import math
 import os
 from pathlib import Path
 
@@ -133,9 +132,3 @@ class Store:
         """Number of entries (of one kind)."""
         base = self.root / kind if kind else self.root
         return sum(1 for _ in base.rglob("*.json")) if base.exists() else 0
-
-
-def finite_or_none(x):
-    """``x`` as a float, or None when not finite (strict JSON)."""
-    x = float(x)
-    return x if math.isfinite(x) else None

@@ -39,12 +39,16 @@ from perceptron_theory.simulate import kernels as K
 from perceptron_theory.simulate._rng import seed_state, shuffle
 from perceptron_theory.simulate.data import fill_training_set, init_weights_vector
 from perceptron_theory.simulate.online import (
+    MAX_POINTS,
+    MAX_SEEDS,
     METHODS,
     SeedStats,
     _diverged,
+    check_sim_work,
     method_config,
     run_in_batches,
     seed_array,
+    step_cost,
     student_readout,
 )
 
@@ -184,6 +188,9 @@ def run(method: str, activation: str, *, N: int, alpha: float, epochs: int, lr: 
     teacher = check_choice("teacher", teacher, K.ACTIVATION_CODES)
     N = check_int("N", N, 3)
     alpha = check_real("alpha", alpha, 0.0, lo_open=True)
+    if alpha * N * N > MAX_ELEMENTS:  # in floats: alpha N may not fit an integer
+        raise ValueError(f"alpha N^2 = {alpha * N * N:.4g} exceeds the in-memory limit "
+                         f"{MAX_ELEMENTS} (P x N float64 training set per seed)")
     P = max(int(round(alpha * N)), 1)
     epochs = check_int("epochs", epochs, 1)
     lr = check_real("lr", lr, 0.0, lo_open=True)
@@ -201,7 +208,12 @@ def run(method: str, activation: str, *, N: int, alpha: float, epochs: int, lr: 
     L_init = check_real("L_init", L_init, 0.0, lo_open=True)
     gamma_init = check_real("gamma_init", gamma_init)
     cfg = method_config(method, activation, teacher, M, zeta, ghost_size, False)
-    n_points = check_int("n_points", n_points, 1)
+    n_points = check_int("n_points", n_points, 1, MAX_POINTS)
+    n_seeds = check_int("seeds", seeds, 1, MAX_SEEDS) if np.isscalar(seeds) else len(seeds)
+    check_sim_work(f"offline {method}: seeds={n_seeds}, N={N}, P={P}, epochs={epochs}, "
+                   f"n_points={n_points}", n_seeds, min(n_points, epochs) + 1,
+                   8.0 * (P + M + 3) * N,
+                   float(epochs) * ((P // M) * step_cost(M, N, True) + 6.0 * P * N))
     rec = np.unique(np.round(np.linspace(0, epochs, n_points + 1)[1:]).astype(np.int64))
     seeds = seed_array(seeds, seed)
     rec = np.concatenate([[0], rec])

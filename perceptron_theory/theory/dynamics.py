@@ -117,6 +117,24 @@ __all__ = [
 #: The models of this module (:func:`perceptron_theory.vocabulary.methods`).
 METHODS = _vocab.methods("dynamics")
 
+#: Largest learning rate and gamma decay accepted. Beyond them the system is so stiff
+#: that the solver stalls (zeta = 1e308 never finished) or the fixed point underflows
+#: (gamma0 = 1/(2 zeta + 1) = 0), and they are far outside any stable regime
+#: (eta_max ~ 2 + 4 zeta).
+LR_MAX = ZETA_MAX = 1e6
+#: Longest integration time accepted, in units of N steps: every trajectory has reached
+#: its fixed point or diverged long before (the slowest rates are ~ lr zeta).
+T_MAX = 1e9
+#: Right-hand-side evaluations after which :func:`integrate` gives up (~7 s): a safety
+#: net under the ranges above, whose slowest corners (lr = 1e6, zeta = 1e-6,
+#: t_max = 1e9) need ~3e5.
+MAX_EVALUATIONS = 500_000
+#: Most output times of a trajectory.
+MAX_POINTS = 10**6
+#: Range of the raw weight length L0 at the fixed point in :func:`lr_limits` (the
+#: effective rate per lr is gamma0 / L0^2, which must stay finite and non-zero).
+L_RANGE = (1e-6, 1e6)
+
 # ---------------------------------------------------------------------- symbolic system
 @functools.cache
 def _symbols():
@@ -133,7 +151,7 @@ def _symbols():
 def _check_method(method: str, zeta: float) -> tuple[str, float]:
     """``(method, zeta)`` checked; a deprecated method name is mapped (with a warning)."""
     method = check_choice("method", _vocab.resolve_method("dynamics", method, 4), METHODS)
-    zeta = check_real("zeta", zeta, lo=0.0)
+    zeta = check_real("zeta", zeta, lo=0.0, hi=ZETA_MAX)
     if method in ("wn", "sgd") and zeta != 0.0:
         raise ValueError(f"zeta must be 0 for method {method!r} (gamma decay is wn-decay's), "
                          f"got {zeta!r}")
@@ -235,7 +253,12 @@ def jacobian(method: str, activation: str, lr: float, zeta: float, point) -> np.
 # ---------------------------------------------------------------------- trajectories
 @dataclass(frozen=True)
 class Trajectory:
-    """An integrated ODE trajectory; ``eps`` is the generalization error along it."""
+    """An integrated ODE trajectory; ``eps`` is the generalization error along it.
+
+    ``status`` and ``message`` are :func:`scipy.integrate.solve_ivp`'s, except that
+    ``status = -1`` also marks a trajectory whose gamma (Q for SGD) left ``(0, inf)``:
+    ``eps`` is undefined (NaN; ``null`` in JSON) from there on, and ``message`` says when.
+    """
 
     method: str
     activation: str
@@ -281,6 +304,7 @@ def integrate(method: str, activation: str, *, lr: float, zeta: float = 0.0,
         the simulation; ``gamma_init`` there is ignored (given and different from
         ``L_init`` it is still read as ``Q(0)``, the old convention, with a
         :class:`DeprecationWarning`).
+        ``L_init`` lies in :data:`L_RANGE`.
     t_max : float
         Final time, in units of N SGD steps.
     n_points : int
@@ -294,19 +318,29 @@ def integrate(method: str, activation: str, *, lr: float, zeta: float = 0.0,
     """
     method, zeta = _check_method(method, zeta)
     check_choice("activation", activation, _int.ACTIVATIONS)
-    lr = check_real("lr", lr, lo=0.0, lo_open=True)
+    lr = check_real("lr", lr, lo=0.0, hi=LR_MAX, lo_open=True)
+    blowup = check_real("blowup", blowup, lo=0.0, lo_open=True)
     r0 = check_real("R_init", R_init, lo=-1.0, hi=1.0)
-    l0 = check_real("L_init", L_init, lo=0.0, lo_open=True)
+    l0 = check_real("L_init", L_init, L_RANGE[0], min(L_RANGE[1], blowup))
     if gamma_init is None:
         gamma_init = l0 if method == "sgd" else _vocab.INITIAL_CONDITIONS["gamma_init"]
-    g0 = check_real("gamma_init", gamma_init, lo=0.0, lo_open=True)
+    g0 = check_real("gamma_init", gamma_init, lo=0.0, hi=blowup, lo_open=True, hi_open=True)
     if method == "sgd" and g0 != l0:
         warnings.warn("gamma_init as Q(0) of 'sgd' is deprecated: the plain student's scale "
                       "is L_init (|w|/sqrt N), as in simulate; pass L_init", DeprecationWarning,
                       stacklevel=2)
-    t_max = check_real("t_max", t_max, lo=0.0, lo_open=True)
-    n_points = check_int("n_points", n_points, lo=2)
-    f_full = rhs(method, activation, lr, zeta)
+    t_max = check_real("t_max", t_max, lo=0.0, hi=T_MAX, lo_open=True)
+    n_points = check_int("n_points", n_points, lo=2, hi=MAX_POINTS)
+    rtol = check_real("rtol", rtol, lo=0.0, hi=1.0, lo_open=True)
+    atol = check_real("atol", atol, lo=0.0, lo_open=True)
+    f_counted = rhs(method, activation, lr, zeta)
+    n_eval = [0]
+
+    def f_full(t, y):
+        n_eval[0] += 1
+        if n_eval[0] > MAX_EVALUATIONS:
+            raise _TooStiff(t)
+        return f_counted(t, y)
     if freeze_L and method != "sgd":
         def f(t, y):
             out = f_full(t, y)
@@ -321,11 +355,16 @@ def integrate(method: str, activation: str, *, lr: float, zeta: float = 0.0,
 
     blow.terminal = True
     t_eval = np.linspace(0.0, t_max, n_points)
-    with np.errstate(all="ignore"):
-        from scipy import integrate as _integrate  # ~0.5 s: only when integrating
+    from scipy import integrate as _integrate  # ~0.5 s: only when integrating
 
-        sol = _integrate.solve_ivp(f, (0.0, t_max), y0, method="LSODA", t_eval=t_eval,
-                                   rtol=rtol, atol=atol, events=blow)
+    try:
+        with np.errstate(all="ignore"):
+            sol = _integrate.solve_ivp(f, (0.0, t_max), y0, method="LSODA", t_eval=t_eval,
+                                       rtol=rtol, atol=atol, events=blow)
+    except _TooStiff as exc:
+        raise ValueError(f"the ODE solver gave up after {MAX_EVALUATIONS} evaluations at "
+                         f"t={exc.args[0]:.4g} of t_max={t_max:g}: the system is too stiff "
+                         f"at lr={lr:g}, zeta={zeta:g}; lower lr, zeta or t_max") from None
     y = sol.y
     finite = np.all(np.isfinite(y), axis=0)
     diverged = bool(sol.status == 1 or not np.all(finite) or sol.status < 0 and not np.all(finite))
@@ -339,8 +378,17 @@ def integrate(method: str, activation: str, *, lr: float, zeta: float = 0.0,
     eps = np.full(g.shape, np.nan)
     if np.any(ok):
         eps[ok] = _int.eps_gen(activation, g[ok], R[ok])
+    status, message = int(sol.status), str(sol.message)
+    if not diverged and not np.all(ok):
+        status = -1
+        message = (f"{'Q' if method == 'sgd' else 'gamma'} left (0, inf) at "
+                   f"t={float(sol.t[np.argmin(ok)]):.4g}: eps is undefined from there")
     return Trajectory(method, activation, lr, zeta, sol.t, g, R, L, eps, diverged, t_div,
-                      int(sol.status), str(sol.message))
+                      status, message)
+
+
+class _TooStiff(Exception):
+    """Raised inside the solver when :data:`MAX_EVALUATIONS` is exceeded."""
 
 
 # ---------------------------------------------------------------------- fixed points
@@ -352,7 +400,7 @@ def gamma0_closed_form(activation: str, zeta: float) -> float | None:
     Returns ``None`` for ``"erf"``, which has no closed form (use :func:`fixed_point`).
     """
     check_choice("activation", activation, _int.ACTIVATIONS)
-    zeta = check_real("zeta", zeta, lo=0.0)
+    zeta = check_real("zeta", zeta, lo=0.0, hi=ZETA_MAX)
     return {"relu": 1.0 / (2.0 * zeta + 1.0), "linear": 1.0 / (zeta + 1.0)}.get(activation)
 
 
@@ -400,9 +448,9 @@ def fixed_point(method: str, activation: str, zeta: float = 0.0, *, lr: float | 
     """
     method, zeta = _check_method(method, zeta)
     check_choice("activation", activation, _int.ACTIVATIONS)
-    L = check_real("L", L, lo=0.0, lo_open=True)
+    L = check_real("L", L, *L_RANGE)
     if lr is not None:
-        lr = check_real("lr", lr, lo=0.0, lo_open=True)
+        lr = check_real("lr", lr, lo=0.0, hi=LR_MAX, lo_open=True)
     if method == "sgd":
         return FixedPoint(method, activation, zeta, lr, 1.0, 1.0, 1.0, "exact", True, 0.0)
     closed = gamma0_closed_form(activation, zeta)
@@ -432,7 +480,7 @@ def eta_max_paper(activation: str, zeta: float) -> float:
     :math:`(\\gamma_0, 1)`. Inconsistent with the paper's own :math:`\\lambda_R`
     (Prop. 2); see the module docstring.
     """
-    zeta = check_real("zeta", zeta, lo=0.0)
+    zeta = check_real("zeta", zeta, lo=0.0, hi=ZETA_MAX)
     g0 = fixed_point("wn-decay", activation, zeta).gamma
     num = g0 * _dR(activation, "I3", g0) - _dR(activation, "I1", g0) - zeta * g0
     return float(num / (_dR(activation, "I2", g0) / 2.0))
@@ -450,6 +498,10 @@ class LRLimits:
     (quasi-static) fixed point never loses stability but slides to ``R* < 1``;
     ``R_star_at_eta_max`` is that R* at ``eta_eff = eta_max``.
     ``lambda_gamma_per_lr`` is the eigenvalue along gamma divided by ``lr``.
+    ``exact_status`` says what ``eta_max_exact`` is: ``"found"``, ``"never"`` (``inf``:
+    the fixed point never loses stability), ``"not computed"`` (``exact=False``; NaN) or
+    ``"not converged"`` (the quasi-static branch could not be followed; NaN). JSON has
+    no ``inf`` or NaN: they are written ``null``, and ``exact_status`` tells them apart.
     """
 
     method: str
@@ -466,9 +518,18 @@ class LRLimits:
     eta_max_paper: float | None
     lambda_gamma_per_lr: float | None
     eta_eff_formula: str
+    exact_status: str = "not computed"
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def _exact_status(value: float, exact: bool) -> str:
+    if not exact:
+        return "not computed"
+    if np.isnan(value):
+        return "not converged"
+    return "never" if np.isinf(value) else "found"
 
 
 def _max_real_eig(J: np.ndarray) -> float:
@@ -507,9 +568,9 @@ def quasi_static_branch(activation: str, zeta: float, eta_eff, L0: float = 1.0) 
     :math:`\\zeta = 0` (WN) it stays on :math:`R = 1`, which loses stability at
     :math:`\\eta_{\\max}` (a transcritical bifurcation).
     """
-    zeta = check_real("zeta", zeta, lo=0.0)
+    zeta = check_real("zeta", zeta, lo=0.0, hi=ZETA_MAX)
     check_choice("activation", activation, _int.ACTIVATIONS)
-    L0 = check_real("L0", L0, lo=0.0, lo_open=True)
+    L0 = check_real("L0", L0, *L_RANGE)
     grid = check_array("eta_eff", eta_eff, lo=0.0, lo_open=True, min_size=1)
     if np.any(np.diff(grid) <= 0):
         raise ValueError("eta_eff must be strictly increasing")
@@ -601,13 +662,14 @@ def lr_limits(method: str, activation: str, zeta: float = 0.0, L0: float = 1.0,
     """
     method, zeta = _check_method(method, zeta)
     check_choice("activation", activation, _int.ACTIVATIONS)
-    L0 = check_real("L0", L0, lo=0.0, lo_open=True)
+    L0 = check_real("L0", L0, *L_RANGE)
     if method == "sgd":
         num = _dR(activation, "I3", 1.0) - _dR(activation, "I1", 1.0)
         eta_max = num / (_dR(activation, "I2", 1.0) / 2.0)
         ex = _eta_max_exact("sgd", activation, 0.0, 1.0, 1.0) if exact else float("nan")
         return LRLimits(method, activation, 0.0, 1.0, 1.0, 1.0, float(eta_max), 1.0,
-                        float(eta_max), ex, 1.0 if exact else float("nan"), None, None, "eta")
+                        float(eta_max), ex, 1.0 if exact else float("nan"), None, None, "eta",
+                        _exact_status(ex, exact))
     g0 = fixed_point(method, activation, zeta).gamma
     num = g0 * _dR(activation, "I3", g0) - _dR(activation, "I1", g0) - zeta * g0**2
     eta_max = num / (g0 * _dR(activation, "I2", g0) / 2.0)
@@ -617,9 +679,14 @@ def lr_limits(method: str, activation: str, zeta: float = 0.0, L0: float = 1.0,
     ex, r_star = float("nan"), float("nan")
     if exact:
         ex = _eta_max_exact(method, activation, zeta, g0, L0)
-        r_star = 1.0 if method == "wn" else float(quasi_static_branch(
-            activation, zeta, np.linspace(eta_max / 40, eta_max, 40), L0).R[-1])
+        if method == "wn":
+            r_star = 1.0
+        else:
+            br = quasi_static_branch(activation, zeta, np.linspace(eta_max / 40, eta_max, 40),
+                                     L0)
+            r_star = float(br.R[-1]) if br.converged[-1] else float("nan")
     paper = eta_max_paper(activation, zeta) if method == "wn-decay" else None
     return LRLimits(method, activation, zeta, L0, g0, 1.0, float(eta_max), per_lr,
                     float(eta_max / per_lr), ex, r_star, paper, float(lam_g),
-                    "eta * gamma0 / L0^2" if method == "wn-decay" else "eta / L0^2")
+                    "eta * gamma0 / L0^2" if method == "wn-decay" else "eta / L0^2",
+                    _exact_status(ex, exact))

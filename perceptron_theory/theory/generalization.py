@@ -92,12 +92,18 @@ Examples
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from perceptron_theory import vocabulary as _vocab
-from perceptron_theory._checks import check_array, check_choice, check_int, check_real
+from perceptron_theory._checks import (
+    check_array,
+    check_choice,
+    check_int,
+    check_real,
+    check_work,
+)
 from perceptron_theory._io import to_plain_dict
 from perceptron_theory.theory.conventions import DECAY_CONVENTIONS
 
@@ -133,16 +139,25 @@ BN_DECAYS = ("leading", "exact", "real-batch")
 
 
 # ------------------------------------------------------------------------------ checks
+#: Largest load, noise variance and decay accepted: the closed forms square
+#: ``(1 + sqrt(alpha))^2 + zeta``, which overflows near 1e154, and every curve has reached
+#: its large-argument limit long before 1e12.
+ALPHA_MAX = NOISE_MAX = ZETA_MAX = 1e12
+#: Finite inverse temperatures accepted (the replica solver divides by zero near 1e308;
+#: beyond 1e12 a Gibbs sample is the beta = inf minimizer to machine precision).
+BETA_RANGE = (1e-12, 1e12)
+
+
 def _check_alpha(alpha) -> np.ndarray:
-    return check_array("alpha", alpha, lo=0.0, lo_open=True, min_size=1)
+    return check_array("alpha", alpha, lo=0.0, hi=ALPHA_MAX, lo_open=True, min_size=1)
 
 
 def _check_noise(noise) -> float:
-    return check_real("noise", noise, lo=0.0)
+    return check_real("noise", noise, lo=0.0, hi=NOISE_MAX)
 
 
 def _check_zeta(zeta) -> np.ndarray:
-    return check_array("zeta", zeta, lo=0.0, min_size=1)
+    return check_array("zeta", zeta, lo=0.0, hi=ZETA_MAX, min_size=1)
 
 
 def _check_beta(beta) -> float:
@@ -150,8 +165,9 @@ def _check_beta(beta) -> float:
         b = float(beta)
     except (TypeError, ValueError):
         raise ValueError(f"beta must be a real number in (0, inf], got {beta!r}") from None
-    if not b > 0.0:  # also rejects nan
-        raise ValueError(f"beta must be in (0, inf], got {beta!r}")
+    if not (b == math.inf or BETA_RANGE[0] <= b <= BETA_RANGE[1]):  # also rejects nan
+        raise ValueError(f"beta must be inf or in [{BETA_RANGE[0]:g}, {BETA_RANGE[1]:g}], "
+                         f"got {beta!r}")
     return b
 
 
@@ -203,9 +219,25 @@ def _curve(student, method, alpha, eps, noise, gamma2, gR, zeta, note, include_n
         R = np.where(gamma > 0, gR / np.where(gamma > 0, gamma, 1.0), 0.0)
         R = np.where(np.isinf(gamma), 0.0, R)
     eps = eps + noise if include_noise else eps
-    return LearningCurve(student, method, alpha, eps, float(noise), gamma, R,
-                         None if zeta is None else np.asarray(zeta, dtype=float),
-                         convention, note, np.ones(alpha.shape, dtype=bool))
+    return _flag_nonfinite(LearningCurve(
+        student, method, alpha, eps, float(noise), gamma, R,
+        None if zeta is None else np.asarray(zeta, dtype=float), convention, note,
+        np.ones(alpha.shape, dtype=bool)))
+
+
+def _flag_nonfinite(curve: LearningCurve) -> LearningCurve:
+    """Mark points whose ``eps`` is infinite or NaN ``converged = False`` and say why in
+    ``note`` (an infinite eps is the interpolation peak, e.g. min-norm at alpha = 1 with
+    noise, or a Gibbs sample at finite beta below alpha = 1): a curve never carries an
+    unexplained NaN or inf."""
+    bad = ~np.isfinite(np.asarray(curve.eps, dtype=float))
+    if not np.any(bad):
+        return curve
+    where = ", ".join(f"{x:g}" for x in np.asarray(curve.alpha)[bad][:5]) + (
+        ", ..." if bad.sum() > 5 else "")
+    msg = f"eps is infinite or undefined at alpha = {where} (reported converged = False)"
+    return replace(curve, converged=np.asarray(curve.converged, dtype=bool) & ~bad,
+                   note=f"{curve.note}; {msg}" if curve.note else msg)
 
 
 # --------------------------------------------------------------- Marchenko-Pastur pieces
@@ -779,17 +811,20 @@ def learning_curve(student: str, method: str, alpha, *, noise: float, zeta=0.0,
     if method == "replica" or (student == "relu" and (method != "min-norm" or math.isfinite(b))):
         from perceptron_theory.theory import replica
 
+        # a saddle point takes ~0.01-1 s (up to ~10 s at extreme parameters)
+        check_work(f"the replica solver at {a.size} loads", a.size * 1e9)
         rc = replica.learning_curve(a.ravel(), student=student, teacher="linear", noise=S,
                                     zeta=np.broadcast_to(z_sum, a.shape).ravel(), beta=b)
         shape = a.shape
         eps = np.asarray(rc.eps, dtype=float).reshape(shape)
-        return LearningCurve(student, method, a, eps + S if include_noise else eps, S,
+        return _flag_nonfinite(LearningCurve(
+                             student, method, a, eps + S if include_noise else eps, S,
                              np.asarray(rc.gamma, dtype=float).reshape(shape),
                              np.asarray(rc.R, dtype=float).reshape(shape),
                              np.broadcast_to(z_sum, shape).astype(float), SUM_CONVENTION,
                              (note + "; " if note else "") + "replica-symmetric saddle point "
                              f"(theory.replica, beta={b:g}, continuation in alpha)",
-                             np.asarray(rc.converged, dtype=bool).reshape(shape))
+                             np.asarray(rc.converged, dtype=bool).reshape(shape)))
 
     if student == "relu":  # min-norm at beta = inf
         return relu_exhaustive(a, S, include_noise=include_noise)
@@ -797,5 +832,6 @@ def learning_curve(student: str, method: str, alpha, *, noise: float, zeta=0.0,
     conv_note = SUM_CONVENTION if factor is None else (
         f"{SUM_CONVENTION}; input decay in the per-sample {conv} convention, zeta_sum = "
         f"{factor:g} * alpha * zeta")
-    return LearningCurve("linear", method, a, c.eps, S, c.gamma, c.R, c.zeta, conv_note,
-                         (note + "; " if note else "") + c.note, c.converged)
+    return _flag_nonfinite(LearningCurve("linear", method, a, c.eps, S, c.gamma, c.R, c.zeta,
+                                         conv_note, (note + "; " if note else "") + c.note,
+                                         c.converged))

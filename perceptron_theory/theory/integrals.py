@@ -301,9 +301,13 @@ def scalar_kernel(activation: str, derivatives: bool = False):
     return lambdified(f"integrals:scalar:{activation}:{derivatives}", derive, _SOURCES)
 
 
+#: Largest Q accepted: the derivatives hold up to Q^6 (erf's overflow beyond ~1e100).
+Q_MAX = 1e50
+
+
 def _prepare(activation, Q_, R_):
     check_choice("activation", activation, ACTIVATIONS)
-    Qa = check_array("Q", Q_, lo=0.0, lo_open=True)
+    Qa = check_array("Q", Q_, lo=0.0, hi=Q_MAX, lo_open=True)
     Ra = check_array("R", R_, lo=-1.0, hi=1.0)
     return np.broadcast_arrays(Qa, Ra)
 
@@ -319,7 +323,7 @@ def evaluate(quantity: str, activation: str, Q, R, derivative: str | None = None
     activation : str
         ``"linear"``, ``"relu"`` or ``"erf"``.
     Q : array_like
-        Student pre-activation standard deviation, ``Q > 0``.
+        Student pre-activation standard deviation, ``0 < Q <= Q_MAX`` (1e50).
     R : array_like
         Student-teacher correlation, ``-1 <= R <= 1``.
     derivative : {None, "Q", "R"}

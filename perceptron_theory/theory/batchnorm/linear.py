@@ -331,8 +331,9 @@ def decay_report(batch_size: int, *, sigma_P: float = 1.0, rho: float = 0.0,
         JSON-ready; keys name the quantity and its convention.
     """
     M = _check_batch_size(batch_size)
-    sigma_P = check_real("sigma_P", sigma_P, 0.0, lo_open=True)
-    rho = check_real("rho", rho, -2.0)
+    # the moments hold sigma_P^4 and (2 + rho)^2: these ranges keep them finite
+    sigma_P = check_real("sigma_P", sigma_P, 1e-50, 1e50)
+    rho = check_real("rho", rho, -2.0, 1e6)
     nu = chi_dof(M, centered)
     prior = batch_stats_prior(M, sigma_P=sigma_P, rho=rho, centered=centered)
     ex = gaussian_batch_stats(M, sigma_P=sigma_P, centered=centered)

@@ -330,7 +330,10 @@ def _well_posed(fun, v, res, Q):
         h = 1e-6 * max(1.0, abs(v[j]))
         e = np.zeros(n)
         e[j] = h
-        J[:, j] = (fun(v + e) - fun(v - e)) / (2 * h)
+        try:
+            J[:, j] = (fun(v + e) - fun(v - e)) / (2 * h)
+        except (ZeroDivisionError, OverflowError, FloatingPointError, ValueError) as err:
+            return False, f"saddle point at the edge of the domain ({type(err).__name__})"
     with np.errstate(all="ignore"):
         cond = float(np.linalg.cond(J)) if np.all(np.isfinite(J)) else math.inf
     err = cond * max(float(np.max(np.abs(res))), 1e-15)
