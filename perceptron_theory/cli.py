@@ -696,9 +696,8 @@ def _reproduce_sizes() -> tuple:
 
 
 def _sim_args(s, R_init=INITIAL_CONDITIONS["R_init"]) -> None:
-    from perceptron_theory.simulate.online import ENGINES, METHODS
-
-    s.add_argument("--method", choices=tuple(METHODS), required=True,
+    # the numba-free names (simulate.online's tables are checked against them by a test)
+    s.add_argument("--method", choices=_vocab.methods("simulate"), required=True,
                    help=_method_help("simulate"))
     s.add_argument("--activation", "--student", choices=ACTIVATIONS, required=True,
                    dest="activation")
@@ -711,7 +710,8 @@ def _sim_args(s, R_init=INITIAL_CONDITIONS["R_init"]) -> None:
     s.add_argument("--seeds", type=int, default=4, help="independent runs")
     s.add_argument("--seed", type=int, default=0, help="first seed")
     _init_args(s, R_init=R_init)
-    s.add_argument("--engine", choices=ENGINES, default="vector" if R_init == 0.0 else "reduced",
+    s.add_argument("--engine", choices=_vocab.ENGINES,
+                   default="vector" if R_init == 0.0 else "reduced",
                    help="online engine: N-vectors or the exact reduced chain")
 
 

@@ -49,7 +49,7 @@ import warnings
 from dataclasses import dataclass
 
 __all__ = ["ACTIVATIONS", "INITIAL_CONDITIONS", "LAYERS", "Model", "MODELS", "DEPRECATED",
-           "methods", "method_choices", "resolve_method"]
+           "methods", "method_choices", "resolve_method", "ENGINES"]
 
 #: Activations of teacher and student, in every layer (theory, simulate, CLI).
 ACTIVATIONS = ("linear", "relu", "erf")
@@ -155,3 +155,8 @@ def resolve_method(layer: str, method: str, stacklevel: int = 3) -> str:
                   f"one vocabulary of perceptron_theory.vocabulary); it will be removed in "
                   f"the next release", DeprecationWarning, stacklevel=stacklevel)
     return new
+
+
+#: Engines of the online simulator (:func:`perceptron_theory.simulate.online.run`): the
+#: N-vectors, or the exact rotation-reduced chain.
+ENGINES = ("vector", "reduced")

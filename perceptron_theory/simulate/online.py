@@ -78,7 +78,7 @@ METHODS = {m.name: m for m in (
     Method("bn-var", True, False, True, True),
     Method("ghost-bn", True, True, True, True, ghost=True),
 )}
-ENGINES = ("vector", "reduced")
+ENGINES = _vocab.ENGINES
 FIELDS = ("gamma", "beta", "q2", "c", "running_mean", "running_var")
 
 
