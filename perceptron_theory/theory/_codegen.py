@@ -95,7 +95,13 @@ def _build(entry: dict) -> Callable:
             ns[name] = spec[1]
         else:
             ns[name] = getattr(importlib.import_module(spec[1]), spec[2])
-    exec(compile(entry["source"], f"<codegen {entry['name']}>", "exec"), ns)  # noqa: S102
+    import linecache
+
+    source = entry["source"]
+    filename = f"<codegen {hashlib.sha256(source.encode()).hexdigest()[:16]}>"
+    # registered like lambdify's own source: tracebacks and inspect.getsource work
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    exec(compile(source, filename, "exec"), ns)  # noqa: S102
     return ns[entry["name"]]
 
 
