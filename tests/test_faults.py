@@ -38,6 +38,9 @@ import os, signal, sys
 
 mode, n = os.environ.get("PT_KILL_MODE", ""), int(os.environ.get("PT_KILL_AT", "0"))
 count = [0]
+# a shell's background job starts with SIGINT ignored, and Python then installs no
+# handler: restore it, so that the tests behave the same from a terminal or from `&`
+signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def is_checkpoint_tmp(fd):

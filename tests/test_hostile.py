@@ -724,9 +724,9 @@ def _stub_long_work(monkeypatch, name: str) -> None:
     if name == "train":
         from perceptron_theory.deep import train as T
 
-        def stub_train(config, out_dir, *args, **kwargs):
-            return T.TrainResult(final={"epoch": 0}, history=(), out_dir=str(out_dir),
-                                 epochs_done=0)
+        def stub_train(run, *args, **kwargs):  # train._train(run): after every check
+            return T.TrainResult(final={"epoch": 0}, history=(),
+                                 out_dir=str(getattr(run, "out_dir", "")), epochs_done=0)
 
         monkeypatch.setattr(T, "_train", stub_train)
     elif name == "probe":
