@@ -43,6 +43,27 @@ def units(function: str, configs: list[dict]) -> list:
                               rerun=_OPTIONS["rerun"])
 
 
+def start(out_dir, size: str, sizes: dict) -> tuple[dict, Path]:
+    """The opening of every figure script's ``main``: check ``size`` before any work.
+
+    Parameters
+    ----------
+    out_dir : str or Path
+        Folder for the output files (created when they are written).
+    size : str
+        A key of ``sizes`` (``"tiny"`` is a smoke test of seconds; ``"full"`` the paper's).
+    sizes : dict
+        The script's ``SIZES``: size name -> its settings.
+
+    Returns
+    -------
+    (settings, out) : the settings of ``size`` and ``out_dir`` as a :class:`~pathlib.Path`.
+    """
+    if size not in sizes:
+        raise ValueError(f"size must be one of {', '.join(sizes)}; got {size!r}")
+    return sizes[size], Path(out_dir)
+
+
 def write_document(path, figure: str, size: str, constants: dict, data: dict,
                    panels: dict) -> Path:
     """Write the plotted data and panel specs of one figure as JSON, atomically."""
@@ -65,10 +86,7 @@ def draw(name: str, out_dir, size: str, figure_data, panels, *, ncols: int,
     and writes ``<name>.json`` (``constants`` plus the size's settings), both atomically;
     returns the two paths.
     """
-    if size not in sizes:
-        raise ValueError(f"size must be one of {', '.join(sizes)}; got {size!r}")
-    cfg = sizes[size]
-    out = Path(out_dir)
+    cfg, out = start(out_dir, size, sizes)
     data = clean(figure_data(cfg["check_size"]))
     ps = panels(data, size)
     png = plotting.save(ps, out / f"{name}.png", ncols=ncols)

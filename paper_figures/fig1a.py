@@ -42,7 +42,7 @@ from pathlib import Path
 import numpy as np
 
 from paper_figures import _common
-from paper_figures._common import run_cli, units, write_document
+from paper_figures._common import run_cli, start, units, write_document
 from perceptron_theory import plotting
 from perceptron_theory._io import plain
 from perceptron_theory.theory import generalization as gen
@@ -189,18 +189,11 @@ def panels(d: dict) -> list[plotting.Plot]:
 def main(out_dir="paper_figures_out", size: str = "full") -> list[Path]:
     """Compute the curves, draw ``fig1a.png`` and write ``fig1a.json``; return their paths.
 
-    Parameters
-    ----------
-    out_dir : str or Path
-        Folder for the output files (created if missing).
-    size : {"full", "tiny"}
-        ``"tiny"`` uses few alphas and a 20-epoch N = 64 simulation (a smoke test);
-        ``"full"`` simulates N = 1024 (several minutes).
+    ``size``: ``"tiny"`` uses few alphas and a 20-epoch N = 64 simulation (a smoke
+    test); ``"full"`` simulates N = 1024 (several minutes). ``out_dir`` and the check of
+    ``size``: :func:`paper_figures._common.start`.
     """
-    if size not in SIZES:
-        raise ValueError(f"size must be one of {', '.join(SIZES)}; got {size!r}")
-    cfg = SIZES[size]
-    out = Path(out_dir)
+    cfg, out = start(out_dir, size, SIZES)
     data = curves(_grid(cfg["n_alpha"]), cfg["n_opt"])
     data["simulation"] = simulation(cfg)
     ps = panels(data)

@@ -40,7 +40,7 @@ import numpy as np
 from scipy.optimize import minimize_scalar
 
 from paper_figures import _common
-from paper_figures._common import run_cli, units, write_document
+from paper_figures._common import run_cli, start, units, write_document
 from perceptron_theory import plotting
 from perceptron_theory.theory import generalization as gen
 from perceptron_theory.theory import replica
@@ -201,18 +201,12 @@ def panels(d: dict) -> list[plotting.Plot]:
 def main(out_dir="paper_figures_out", size: str = "full") -> list[Path]:
     """Compute the data, draw the PNG and write the JSON; return their paths.
 
-    Parameters
-    ----------
-    out_dir : str or Path
-        Folder for the output files (created if missing).
-    size : {"full", "tiny"}
-        ``"tiny"`` uses few points and a small finite-N run (a smoke test); ``"full"``
-        includes the N = 1024 SGD simulation of BN and WN + decay (several minutes).
+    ``size``: ``"tiny"`` uses few points and a small finite-N run (a smoke test);
+    ``"full"`` includes the N = 1024 SGD simulation of BN and WN + decay (several
+    minutes). ``out_dir`` and the check of ``size``:
+    :func:`paper_figures._common.start`.
     """
-    if size not in SIZES:
-        raise ValueError(f"size must be one of {', '.join(SIZES)}; got {size!r}")
-    cfg = SIZES[size]
-    out = Path(out_dir)
+    cfg, out = start(out_dir, size, SIZES)
     alphas = _grid(cfg["n_alpha"])
     data = {"curves": curves(alphas),
             "optimal_decay": optimal_decay(np.linspace(0.5, ALPHA_MAX, cfg["n_opt"])),

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from paper_figures._common import run_cli, write_document
+from paper_figures._common import run_cli, start, write_document
 from perceptron_theory import plotting
 from perceptron_theory.theory import dynamics
 
@@ -273,17 +273,10 @@ def branch_panels(d: dict) -> list[plotting.Plot]:
 def main(out_dir="paper_figures_out", size: str = "full") -> list[Path]:
     """Compute the data, draw the three PNGs and write the JSON; return their paths.
 
-    Parameters
-    ----------
-    out_dir : str or Path
-        Folder for the output files (created if missing).
-    size : {"full", "tiny"}
-        ``"tiny"`` uses few points (a smoke test that runs in seconds).
+    ``size``: ``"tiny"`` uses few points (a smoke test that runs in seconds).
+    ``out_dir`` and the check of ``size``: :func:`paper_figures._common.start`.
     """
-    if size not in SIZES:
-        raise ValueError(f"size must be one of {', '.join(SIZES)}; got {size!r}")
-    cfg = SIZES[size]
-    out = Path(out_dir)
+    cfg, out = start(out_dir, size, SIZES)
     zetas = np.linspace(*ZETA_RANGE, cfg["n_zeta"])
     eta_eff = np.linspace(*ETA_EFF_RANGE, cfg["n_branch"])
     data = {

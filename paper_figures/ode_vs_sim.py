@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from paper_figures._common import run_cli, units, write_document
+from paper_figures._common import run_cli, start, units, write_document
 from perceptron_theory import plotting
 from perceptron_theory.theory import dynamics
 
@@ -149,18 +149,11 @@ def scaling_panel(data: list[dict]) -> list[plotting.Plot]:
 def main(out_dir="paper_figures_out", size: str = "full") -> list[Path]:
     """Integrate, simulate, draw both PNGs and write the JSON; return their paths.
 
-    Parameters
-    ----------
-    out_dir : str or Path
-        Folder for the output files (created if missing).
-    size : {"full", "tiny"}
-        ``"tiny"``: 4 seeds up to t = 2 (a smoke test of a few seconds once the
-        simulation kernels are compiled).
+    ``size``: ``"tiny"``: 4 seeds up to t = 2 (a smoke test of a few seconds once the
+    simulation kernels are compiled). ``out_dir`` and the check of ``size``:
+    :func:`paper_figures._common.start`.
     """
-    if size not in SIZES:
-        raise ValueError(f"size must be one of {', '.join(SIZES)}; got {size!r}")
-    cfg = SIZES[size]
-    out = Path(out_dir)
+    cfg, out = start(out_dir, size, SIZES)
     data = units("paper_figures.ode_vs_sim:case_data",
                  [{"index": i, "method": m, "zeta": z, "cfg": cfg}
                   for i, (m, z, _) in enumerate(METHODS)])

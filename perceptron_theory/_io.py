@@ -131,6 +131,15 @@ def to_plain_dict(obj, *, finite_only: bool = False) -> dict:
             for f in dataclasses.fields(obj)}
 
 
+class PlainDict:
+    """Base of a result dataclass whose ``to_dict()`` is :func:`to_plain_dict` of it."""
+
+    __slots__ = ()
+
+    def to_dict(self) -> dict:
+        return to_plain_dict(self)
+
+
 def _jsonable(obj):
     """``json.dumps(..., default=_jsonable)``: :func:`plain`, or TypeError if it cannot."""
     out = plain(obj)

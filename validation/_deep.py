@@ -68,7 +68,7 @@ from pathlib import Path
 import numpy as np
 
 from perceptron_theory.plotting import Plot, series
-from validation._core import T_VERDICT, Comparison, finding
+from validation._core import T_VERDICT, CheckResult, Comparison, finding
 
 __all__ = ["SIZES", "SCALES", "CNN_OPTIONS", "BASE", "base", "FLOORS", "Scale",
            "DataMissing", "options", "resolve_size", "get_scale", "torch_device",
@@ -553,6 +553,14 @@ def summary_tail(runs: Runs) -> str:
             + f" Verdicts (fixed before any run): confirmed at seed-paired t >= {T_VERDICT:g}, "
             f"contradicted at t <= -{T_VERDICT:g}, otherwise unresolved; invalid when an arm "
             "is under its floor.")
+
+
+def check_result(claim: str, title: str, comps, plots, summary: str, runs: Runs, size: str,
+                 *, statement: str) -> CheckResult:
+    """The result of a grid check: ``summary`` closed by :func:`summary_tail`, with the
+    dataset of ``runs``."""
+    return CheckResult(claim, title, tuple(comps), plots, summary + summary_tail(runs),
+                       statement=statement, dataset=runs.dataset, size=size)
 
 
 def final_table(runs: Runs, fields: Sequence[tuple[str, str]] = (

@@ -170,7 +170,5 @@ def check(quick: bool = True, seed: int = 0, size: str | None = None) -> CheckRe
         f"(torch weight_decay {wd:g}, i.e. lambda = {wd / 2:g}): lambda (|gamma|^2 + "
         f"|beta|^2) = {np.round(wd / 2 * gb, 5).tolist()}; lambda E|Emb|^2 = "
         f"{np.round(wd / 2 * emb, 5).tolist()}. BN arm of "
-        f"{_dauphin.describe_family(size, FAMILY)}. {runs.describe()}."
-        + _deep.summary_tail(runs))
-    return CheckResult(CLAIM, TITLE, tuple(comps), plots, summary, statement=STATEMENT,
-                       dataset=runs.dataset, size=size)
+        f"{_dauphin.describe_family(size, FAMILY)}. {runs.describe()}.")
+    return _deep.check_result(CLAIM, TITLE, comps, plots, summary, runs, size, statement=STATEMENT)

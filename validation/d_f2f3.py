@@ -120,6 +120,5 @@ def check(quick: bool = True, seed: int = 0, size: str | None = None) -> CheckRe
         "grow more during training than with BN; raising the embedding-L2 coefficient "
         f"lowers both norms and raises accuracy. Arms on {_dauphin.describe_family(size)}. "
         f"{runs.describe()}. Final (mean +- stderr): {table}. Growth is measured from "
-        "epoch 1 (the probe's first call)." + _deep.summary_tail(runs))
-    return CheckResult(CLAIM, TITLE, tuple(comps), plots, summary, statement=STATEMENT,
-                       dataset=runs.dataset, size=size)
+        "epoch 1 (the probe's first call).")
+    return _deep.check_result(CLAIM, TITLE, comps, plots, summary, runs, size, statement=STATEMENT)

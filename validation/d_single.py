@@ -96,6 +96,5 @@ def check(quick: bool = True, seed: int = 0, size: str | None = None) -> CheckRe
         "embedding beats the properly initialized net without BN (74.9 vs 73.1), recovering "
         "about 70% of full BN's gain (75.7); without Fixup it still trains (73.8). Arms on "
         f"{_dauphin.describe_family(size)}{fixup}. {runs.describe()}. Final epoch (mean "
-        f"+- stderr): {table}." + _deep.summary_tail(runs))
-    return CheckResult(CLAIM, TITLE, tuple(comps), plots, summary, statement=STATEMENT,
-                       dataset=runs.dataset, size=size)
+        f"+- stderr): {table}.")
+    return _deep.check_result(CLAIM, TITLE, comps, plots, summary, runs, size, statement=STATEMENT)

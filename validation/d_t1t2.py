@@ -98,6 +98,5 @@ def check(quick: bool = True, seed: int = 0, size: str | None = None) -> CheckRe
         "the final-layer penalties (embedding L2, functional L2) recover much of BN's accuracy "
         "gain, the standardization loss does not, and EL2 works by keeping the embedding norm "
         f"small. Arms on {_dauphin.describe_family(size)}; coefficients {COEF}. "
-        f"{runs.describe()}. Final epoch (mean +- stderr): {table}." + _deep.summary_tail(runs))
-    return CheckResult(CLAIM, TITLE, tuple(comps), plots, summary, statement=STATEMENT,
-                       dataset=runs.dataset, size=size)
+        f"{runs.describe()}. Final epoch (mean +- stderr): {table}.")
+    return _deep.check_result(CLAIM, TITLE, comps, plots, summary, runs, size, statement=STATEMENT)

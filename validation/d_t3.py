@@ -105,7 +105,5 @@ def check(quick: bool = True, seed: int = 0, size: str | None = None) -> CheckRe
         "accuracy than the baseline when 50% dropout is applied to the embedding at test time "
         f"(22.8 / 11.0 / 18.5 points on ResNet-50). Arms on {_dauphin.describe_family(size)}; "
         f"EL2 coefficient {EL2_COEF:g}; dropout p = {P_DROP:g}, {MASKS} masks on the "
-        f"validation split. {runs.describe()}. Final (mean +- stderr): {table}."
-        + _deep.summary_tail(runs))
-    return CheckResult(CLAIM, TITLE, tuple(comps), plots, summary, statement=STATEMENT,
-                       dataset=runs.dataset, size=size)
+        f"validation split. {runs.describe()}. Final (mean +- stderr): {table}.")
+    return _deep.check_result(CLAIM, TITLE, comps, plots, summary, runs, size, statement=STATEMENT)

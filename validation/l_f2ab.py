@@ -333,6 +333,5 @@ def check(quick: bool = True, seed: int = 0, size: str | None = None) -> CheckRe
         f"runs the same SGD ({base['model']}, batch {base['batch_size']}, lr {base['lr']:g} "
         f"at 128, {base['epochs']} epochs); only the normalization differs ({ghost} = ghost "
         f"BN over chunks of the SGD batch). {runs.describe()}. Final epoch (mean +- stderr): "
-        f"{_deep.final_table(runs)}.{ztext}" + _deep.summary_tail(runs))
-    return CheckResult(CLAIM, TITLE, tuple(comps), plots, summary, statement=STATEMENT,
-                       dataset=runs.dataset, size=size)
+        f"{_deep.final_table(runs)}.{ztext}")
+    return _deep.check_result(CLAIM, TITLE, comps, plots, summary, runs, size, statement=STATEMENT)

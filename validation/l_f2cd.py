@@ -72,6 +72,5 @@ def check(quick: bool = True, seed: int = 0, size: str | None = None) -> CheckRe
         "variance-only BN < WN, and BN < plain SGD -- the batch mean and the batch variance "
         f"each regularize, and both are needed. Same SGD for all (batch {base['batch_size']}, "
         f"lr {base['lr']}, {base['epochs']} epochs). {runs.describe()}. Final epoch (mean +- "
-        f"stderr): {table}." + _deep.summary_tail(runs))
-    return CheckResult(CLAIM, TITLE, tuple(comps), plots, summary, statement=STATEMENT,
-                       dataset=runs.dataset, size=size)
+        f"stderr): {table}.")
+    return _deep.check_result(CLAIM, TITLE, comps, plots, summary, runs, size, statement=STATEMENT)

@@ -356,7 +356,5 @@ def check(quick: bool = True, seed: int = 0, size: str | None = None) -> CheckRe
         f"{runs.describe()}. Final (mean +- stderr): {table}. gamma^2 over the last epochs "
         "(seed means): "
         + "; ".join(f"{lab}: {np.round(runs.curve(lab, 'gamma_sq_mean')[1][-3:], 4).tolist()}"
-                    for lab in runs.labels) + "." + ttext
-        + _deep.summary_tail(runs))
-    return CheckResult(CLAIM, TITLE, tuple(comps), plots, summary, statement=STATEMENT,
-                       dataset=runs.dataset, size=size)
+                    for lab in runs.labels) + "." + ttext)
+    return _deep.check_result(CLAIM, TITLE, comps, plots, summary, runs, size, statement=STATEMENT)

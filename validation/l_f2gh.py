@@ -135,6 +135,5 @@ def check(quick: bool = True, seed: int = 0, size: str | None = None) -> CheckRe
         f"accuracy, and WN + dropout stays below BN. {base['model']}, WN at batch "
         f"{base['batch_size']}, BN at {LARGE[size]} (lr {base['lr']:g} x M/128), "
         f"{base['epochs']} epochs. {runs.describe()}. Final epoch (mean +- stderr): "
-        f"{_deep.final_table(runs)}." + _deep.summary_tail(runs))
-    return CheckResult(CLAIM, TITLE, tuple(comps), plots, summary, statement=STATEMENT,
-                       dataset=runs.dataset, size=size)
+        f"{_deep.final_table(runs)}.")
+    return _deep.check_result(CLAIM, TITLE, comps, plots, summary, runs, size, statement=STATEMENT)

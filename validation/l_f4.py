@@ -210,7 +210,5 @@ def check(quick: bool = True, seed: int = 0, size: str | None = None) -> CheckRe
         f"{pm(d_val)}, BN continued {pm(d_val_c)}. dlog|W| per layer "
         f"({', '.join(layers)}), folded SGD: "
         f"{np.round(np.mean(dlog, 0), 5).tolist()}; BN effective: "
-        f"{np.round(np.mean(dlog_c, 0), 5).tolist()} (seed means)."
-        + _deep.summary_tail(runs))
-    return CheckResult(CLAIM, TITLE, tuple(comps), plots, summary, statement=STATEMENT,
-                       dataset=runs.dataset, size=size)
+        f"{np.round(np.mean(dlog_c, 0), 5).tolist()} (seed means).")
+    return _deep.check_result(CLAIM, TITLE, comps, plots, summary, runs, size, statement=STATEMENT)

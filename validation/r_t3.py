@@ -145,6 +145,6 @@ def check(quick: bool = True, seed: int = 0, size: str | None = None) -> CheckRe
         f"Norm. Headline: BN - PreLN < {CLOSE:g} in val accuracy. {model}, batch "
         f"{b['batch_size']}, lr {b['lr']} {b['schedule']}, {b['epochs']} epochs; RegNorm "
         f"lambda {REGNORM_COEF[size]:g}. {runs.describe()}. Val accuracy, best first (mean "
-        f"+- stderr): {table}." + _deep.summary_tail(runs))
-    return CheckResult(CLAIM, TITLE, tuple(comps), _deep.training_plots(CLAIM, runs), summary,
-                       statement=STATEMENT, dataset=runs.dataset, size=size)
+        f"+- stderr): {table}.")
+    return _deep.check_result(CLAIM, TITLE, comps, _deep.training_plots(CLAIM, runs), summary,
+                              runs, size, statement=STATEMENT)

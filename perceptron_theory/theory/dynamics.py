@@ -92,7 +92,7 @@ from scipy import optimize as _optimize
 
 from perceptron_theory import vocabulary as _vocab
 from perceptron_theory._checks import check_array, check_choice, check_int, check_real
-from perceptron_theory._io import to_plain_dict
+from perceptron_theory._io import PlainDict
 from perceptron_theory.theory import integrals as _int
 from perceptron_theory.theory._codegen import lambdified
 from perceptron_theory.theory.integrals import sp  # sympy, imported on first use
@@ -252,7 +252,7 @@ def jacobian(method: str, activation: str, lr: float, zeta: float, point) -> np.
 
 # ---------------------------------------------------------------------- trajectories
 @dataclass(frozen=True)
-class Trajectory:
+class Trajectory(PlainDict):
     """An integrated ODE trajectory; ``eps`` is the generalization error along it.
 
     ``status`` and ``message`` are :func:`scipy.integrate.solve_ivp`'s, except that
@@ -273,9 +273,6 @@ class Trajectory:
     t_diverged: float | None
     status: int
     message: str
-
-    def to_dict(self) -> dict:
-        return to_plain_dict(self)
 
 
 def integrate(method: str, activation: str, *, lr: float, zeta: float = 0.0,
@@ -537,7 +534,7 @@ def _max_real_eig(J: np.ndarray) -> float:
 
 
 @dataclass(frozen=True)
-class Branch:
+class Branch(PlainDict):
     """Quasi-static fixed points of ``(gamma, R)`` at fixed ``L`` along a grid of ``eta_eff``.
 
     Followed by continuation (each root starts from the previous one);
@@ -554,9 +551,6 @@ class Branch:
     R: np.ndarray
     max_real_eig: np.ndarray
     converged: np.ndarray
-
-    def to_dict(self) -> dict:
-        return to_plain_dict(self)
 
 
 def quasi_static_branch(activation: str, zeta: float, eta_eff, L0: float = 1.0) -> Branch:

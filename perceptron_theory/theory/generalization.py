@@ -104,7 +104,7 @@ from perceptron_theory._checks import (
     check_real,
     check_work,
 )
-from perceptron_theory._io import to_plain_dict
+from perceptron_theory._io import PlainDict
 from perceptron_theory.theory.conventions import DECAY_CONVENTIONS
 
 __all__ = [
@@ -182,7 +182,7 @@ def _broadcast(alpha: np.ndarray, zeta) -> tuple[np.ndarray, np.ndarray]:
 
 # ------------------------------------------------------------------------------ results
 @dataclass(frozen=True)
-class LearningCurve:
+class LearningCurve(PlainDict):
     """A learning curve :math:`\\epsilon(\\alpha)` and its order parameters.
 
     ``gamma`` = :math:`|w|/\\sqrt N`, ``R`` = :math:`w\\cdot w^*/(|w||w^*|)` (``None`` where
@@ -202,9 +202,6 @@ class LearningCurve:
     convention: str
     note: str
     converged: np.ndarray
-
-    def to_dict(self) -> dict:
-        return to_plain_dict(self)
 
 
 SUM_CONVENTION = ("sum: E(w) = 1/2 sum_p (y_p - g(w.x_p))^2 + zeta/2 |w|^2, x ~ N(0, I/N), "
@@ -350,7 +347,7 @@ def mp_stieltjes_derivative(alpha, zeta) -> np.ndarray:
 
 
 @dataclass(frozen=True)
-class RidgeParts:
+class RidgeParts(PlainDict):
     r"""Bias :math:`-\zeta^2 G'`, variance :math:`(\zeta G)'`, :math:`G` and :math:`\zeta G`."""
 
     alpha: np.ndarray
@@ -359,9 +356,6 @@ class RidgeParts:
     variance: np.ndarray
     G: np.ndarray
     zeta_G: np.ndarray
-
-    def to_dict(self) -> dict:
-        return to_plain_dict(self)
 
 
 def ridge_parts(alpha, zeta) -> RidgeParts:

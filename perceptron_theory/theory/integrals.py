@@ -68,7 +68,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from perceptron_theory._checks import check_array, check_choice
-from perceptron_theory._io import to_plain_dict
+from perceptron_theory._io import PlainDict
 from perceptron_theory.theory._codegen import lambdified
 from perceptron_theory.vocabulary import ACTIVATIONS  # the one activation list
 
@@ -373,7 +373,7 @@ def eps_gen(activation: str, gamma, R, teacher: str | None = None) -> np.ndarray
 
 
 @dataclass(frozen=True)
-class Integrals:
+class Integrals(PlainDict):
     """The four expectations at one or more ``(Q, R)`` points."""
 
     activation: str
@@ -383,9 +383,6 @@ class Integrals:
     I2: np.ndarray
     I3: np.ndarray
     eps: np.ndarray
-
-    def to_dict(self) -> dict:
-        return to_plain_dict(self)
 
 
 def integrals(activation: str, Q, R) -> Integrals:

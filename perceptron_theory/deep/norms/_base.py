@@ -11,10 +11,22 @@ EPS = 1e-5
 MOMENTUM = 0.1
 
 class _Norm(nn.Module):
-    """Shared bookkeeping: channel count, axes, per-channel affine ``weight``/``bias``.
+    r"""Shared bookkeeping: channel count, axes, per-channel affine ``weight``/``bias``.
 
     ``dim=2``: input ``(B, C, H, W)``, batch axes ``(0, 2, 3)``, layer axes
     ``(1, 2, 3)``; ``dim=1``: input ``(B, C)``, batch axes ``(0,)``, layer axes ``(1,)``.
+
+    Parameters
+    ----------
+    num_channels : int
+        :math:`C`.
+    dim : int
+        2 for ``(B, C, H, W)``, 1 for ``(B, C)``.
+    eps : float
+        :math:`\epsilon`.
+    weight, bias : bool
+        Whether the per-channel :math:`\gamma` (``weight``) and :math:`\beta` (``bias``)
+        exist.
     """
 
     def __init__(self, num_channels: int, dim: int = 2, eps: float = EPS, *,

@@ -50,10 +50,8 @@ Running statistics take one step per forward call with the *average over chunks*
 
     Parameters
     ----------
-    num_channels : int
-        :math:`C`.
-    dim : int
-        2 for ``(B, C, H, W)``, 1 for ``(B, C)``.
+    num_channels, dim
+        As for :class:`_Norm`.
     virtual_batch_size : int
         Chunk size :math:`m \ge 2`.
     eps : float
@@ -140,10 +138,8 @@ class BatchRenorm(_Norm):
 
     Parameters
     ----------
-    num_channels : int
-        :math:`C`.
-    dim : int
-        2 for ``(B, C, H, W)``, 1 for ``(B, C)``.
+    num_channels, dim
+        As for :class:`_Norm`.
     r_max : float
         :math:`r_{\max} \ge 1`.
     d_max : float
@@ -204,10 +200,8 @@ class MeanOnlyBatchNorm(_Norm):
 
     Parameters
     ----------
-    num_channels : int
-        :math:`C`.
-    dim : int
-        2 for ``(B, C, H, W)``, 1 for ``(B, C)``.
+    num_channels, dim
+        As for :class:`_Norm`.
     momentum : float
         Of the running mean ``running_mean``.
     """
@@ -252,10 +246,8 @@ class VarianceOnlyBatchNorm(_Norm):
 
     Parameters
     ----------
-    num_channels : int
-        :math:`C`.
-    dim : int
-        2 for ``(B, C, H, W)``, 1 for ``(B, C)``.
+    num_channels, dim
+        As for :class:`_Norm`.
     centered : bool
         Batch variance about the batch mean (default) or second moment about zero.
     eps : float

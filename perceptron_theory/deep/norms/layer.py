@@ -32,10 +32,8 @@ class GroupNorm(_Norm):
 
     Parameters
     ----------
-    num_channels : int
-        :math:`C`.
-    dim : int
-        2 for ``(B, C, H, W)``, 1 for ``(B, C)``.
+    num_channels, dim
+        As for :class:`_Norm`.
     groups : int
         Requested number of groups (>= 1).
     eps : float
@@ -75,14 +73,7 @@ class LayerNorm(GroupNorm):
     :math:`\gamma, \beta` per channel (not per unit). It is :class:`GroupNorm` with one
     group.
 
-    Parameters
-    ----------
-    num_channels : int
-        :math:`C`.
-    dim : int
-        2 for ``(B, C, H, W)``, 1 for ``(B, C)``.
-    eps : float
-        :math:`\epsilon`.
+    ``num_channels``, ``dim`` and ``eps`` as for :class:`_Norm`.
     """
 
     def __init__(self, num_channels: int, dim: int = 2, eps: float = EPS):
@@ -102,14 +93,7 @@ class InstanceNorm(_Norm):
     :math:`z - \mu = 0` and :math:`y = \beta`: the layer is degenerate (kept so that
     every registry name exists in both dims).
 
-    Parameters
-    ----------
-    num_channels : int
-        :math:`C`.
-    dim : int
-        2 for ``(B, C, H, W)``, 1 for ``(B, C)``.
-    eps : float
-        :math:`\epsilon`.
+    ``num_channels``, ``dim`` and ``eps`` as for :class:`_Norm`.
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -24,7 +24,20 @@ __all__ = ["BatchMeanLayerVar", "LayerMeanBatchVar"]
 
 
 class _MixedNorm(_Norm):
-    """Shared init of BMLV / LMBV: optional running statistic (off, as in Rao Fig. 5)."""
+    r"""Shared init of BMLV / LMBV: optional running statistic (off, as in Rao Fig. 5).
+
+    Parameters
+    ----------
+    num_channels, dim
+        As for :class:`_Norm`.
+    track_running_stats : bool
+        Keep and use at evaluation a running batch statistic (the subclass's
+        ``_running``: the batch mean for BMLV, the batch variance for LMBV).
+    eps : float
+        :math:`\epsilon`.
+    momentum : float
+        Of the running statistic.
+    """
 
     _running: str = ""
 
@@ -63,18 +76,7 @@ class BatchMeanLayerVar(_MixedNorm):
     batch mean is used at evaluation too; ``track_running_stats=True`` keeps a
     ``running_mean`` (EMA of :math:`\mu^B`) and uses it at evaluation.
 
-    Parameters
-    ----------
-    num_channels : int
-        :math:`C`.
-    dim : int
-        2 for ``(B, C, H, W)``, 1 for ``(B, C)``.
-    track_running_stats : bool
-        Keep and use at evaluation a running batch mean.
-    eps : float
-        :math:`\epsilon`.
-    momentum : float
-        Of the running mean.
+    Arguments as for :class:`_MixedNorm`.
     """
 
     _running = "running_mean"
@@ -104,18 +106,7 @@ class LayerMeanBatchVar(_MixedNorm):
     statistics at evaluation too by default (Rao Fig. 5); ``track_running_stats=True``
     keeps a ``running_var`` (EMA of the unbiased batch variance) for evaluation.
 
-    Parameters
-    ----------
-    num_channels : int
-        :math:`C`.
-    dim : int
-        2 for ``(B, C, H, W)``, 1 for ``(B, C)``.
-    track_running_stats : bool
-        Keep and use at evaluation a running batch variance.
-    eps : float
-        :math:`\epsilon`.
-    momentum : float
-        Of the running variance.
+    Arguments as for :class:`_MixedNorm`.
     """
 
     _running = "running_var"

@@ -42,14 +42,7 @@ class PopulationNorm(_Norm):
     ``bn-train``), so that downstream layers see nearly normalized inputs from the
     start instead of the 0/1 placeholder.
 
-    Parameters
-    ----------
-    num_channels : int
-        :math:`C`.
-    dim : int
-        2 for ``(B, C, H, W)``, 1 for ``(B, C)``.
-    eps : float
-        :math:`\epsilon`.
+    ``num_channels``, ``dim`` and ``eps`` as for :class:`_Norm`.
     """
 
     def __init__(self, num_channels: int, dim: int = 2, eps: float = EPS):

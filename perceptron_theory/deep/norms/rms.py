@@ -40,6 +40,14 @@ class _RMSLayerNorm(_Norm):
 
     Rao & Sohl-Dickstein write :math:`\sigma^i(\cdot)` and App. B spells it out as
     :math:`\sqrt{(1/N_l)\sum_j (z_j)^2}`, the root mean square (no mean subtracted).
+
+    Parameters
+    ----------
+    num_channels, dim, eps
+        As for :class:`_Norm` (:math:`C`: channels of the preceding op's output).
+    check_centering : bool
+        Raise at the first call if the preceding op was not pre-centered (only used by
+        the layers that require it: :class:`PreLayerNorm`, :class:`PreRegNorm`).
     """
 
     requires_pre_centering = False
@@ -101,16 +109,7 @@ class PreLayerNorm(_RMSLayerNorm):
     mean for PreLayerNorm and RegNorm; App. B defines it as the RMS). Same behaviour in
     training and evaluation.
 
-    Parameters
-    ----------
-    num_channels : int
-        :math:`C` (channels of the op's output).
-    dim : int
-        2 for ``(B, C, H, W)``, 1 for ``(B, C)``.
-    eps : float
-        :math:`\epsilon`.
-    check_centering : bool
-        Raise at the first call if the preceding op was not pre-centered.
+    Arguments as for :class:`_RMSLayerNorm`.
     """
 
     requires_pre_centering = True
@@ -150,16 +149,7 @@ class RegNorm(_RMSLayerNorm):
     The statistic is of :math:`\bar z`, before :math:`\gamma, \beta`, as the paper says
     ("computed after the inputs are normalized").
 
-    Parameters
-    ----------
-    num_channels : int
-        :math:`C`.
-    dim : int
-        2 for ``(B, C, H, W)``, 1 for ``(B, C)``.
-    eps : float
-        :math:`\epsilon`.
-    check_centering : bool
-        Only used by :class:`PreRegNorm`.
+    Arguments as for :class:`_RMSLayerNorm`.
     """
 
     regularized = True
@@ -192,16 +182,7 @@ class PreRegNorm(RegNorm):
     Forward as :class:`PreLayerNorm` (the op's input is centered by
     :func:`apply_pre_centering`), regularizer as :class:`RegNorm`.
 
-    Parameters
-    ----------
-    num_channels : int
-        :math:`C`.
-    dim : int
-        2 for ``(B, C, H, W)``, 1 for ``(B, C)``.
-    eps : float
-        :math:`\epsilon`.
-    check_centering : bool
-        Raise at the first call if the preceding op was not pre-centered.
+    Arguments as for :class:`_RMSLayerNorm`.
     """
 
     requires_pre_centering = True

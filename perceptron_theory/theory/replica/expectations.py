@@ -13,7 +13,7 @@ import numpy as np
 from scipy.special import log_ndtr, ndtr
 
 from perceptron_theory._checks import check_choice, check_real
-from perceptron_theory._io import to_plain_dict
+from perceptron_theory._io import PlainDict
 
 __all__ = ["STUDENTS", "TEACHERS", "ProxMoments", "prox_moments"]
 
@@ -93,7 +93,7 @@ def _phi(x):
 
 
 @dataclass(frozen=True)
-class ProxMoments:
+class ProxMoments(PlainDict):
     """Gaussian averages of the proximal map at zero temperature.
 
     ``M`` :math:`= E M_x`, ``D2`` :math:`= E(u^*-\\omega)^2`, ``Dt`` :math:`= E[(u^*-\\omega)t]`,
@@ -107,9 +107,6 @@ class ProxMoments:
     A: float
     train: float
     active: float
-
-    def to_dict(self) -> dict:
-        return to_plain_dict(self)
 
 
 def _moments_linear(m2, c, Q, T, x) -> ProxMoments:
