@@ -33,6 +33,7 @@ import numpy as np
 from numba import njit, prange
 
 from perceptron_theory._checks import check_choice, check_int, check_real
+from perceptron_theory.simulate import _offline_kernels as FK
 from perceptron_theory.simulate import kernels as K
 from perceptron_theory.simulate._rng import seed_state, shuffle
 from perceptron_theory.simulate.data import fill_training_set, init_weights_vector
@@ -48,17 +49,19 @@ from perceptron_theory.simulate.online import (
 
 __all__ = ["OfflineResult", "run", "MAX_ELEMENTS"]
 
-# P * N above this would not fit comfortably in memory per seed (8 bytes each)
+# P * N above this would not fit comfortably in memory per seed (8 bytes each; twice as
+# many at float32)
 MAX_ELEMENTS = 200_000_000
+_DTYPES = {"float64": 8, "float32": 4}  # storage dtype of the training set -> bytes
 
 
 @njit(cache=True)
 def _train_loss(cfg, X, y, w, sc, test_center, test_scale):
-    """1/(2P) sum_p (y_p - g(s_p))^2 with test-time statistics."""
+    """1/(2P) sum_p (y_p - g(s_p))^2 with test-time statistics (X float32 or float64)."""
     P = X.shape[0]
     tot = 0.0
     for p in range(P):
-        h = np.dot(X[p], w)
+        h = FK.dot(X[p], w)
         if cfg[2] == 0:
             s = h
         else:
@@ -77,10 +80,91 @@ def _test_stats(cfg, sc):
 
 
 @njit(cache=True)
-def _run_one(cfg, prm, N, P, M, rec_epochs, lr_decay, seed, init, out, loss_out):
-    """One seed; ``out`` shape=(n_rec, 6), ``loss_out`` shape=(n_rec,); returns divergence
-    step or -1."""
+def _setup(cfg, prm, N, P, seed, init, X):
+    """Teacher, student, training set ``X`` (shape=(P, N), filled), labels and scalars of
+    one seed; returns ``(state, w_star, w, y, sc)``."""
+    state = seed_state(seed, 0)
+    w_star, w, tmp = np.empty(N), np.empty(N), np.empty(N)
+    init_weights_vector(state, init[0], init[1], w_star, w, tmp)
+    y = np.empty(P)
+    # the draws of data.fill_training_set, stored in X's dtype
+    FK.fill_training_set_cast(seed_state(seed, 1), X, w_star, cfg[1], prm[2], y, tmp)
+    sc = np.empty(6)
+    sc[0], sc[1], sc[4], sc[5] = init[2], 0.0, 0.0, init[1] * init[1]
+    sc[2] = np.dot(w, w) / N
+    sc[3] = np.dot(w, w_star) / N
+    return state, w_star, w, y, sc
+
+
+@njit(cache=True)
+def _record(cfg, X, y, w, sc, out, loss_out, r):
+    out[r, :] = sc
+    c, s = _test_stats(cfg, sc)
+    loss_out[r] = _train_loss(cfg, X, y, w, sc, c, s)
+
+
+@njit(cache=True)
+def _run_one(cfg, prm, N, P, M, rec_epochs, lr_decay, seed, init, out, loss_out, proto):
+    """One seed with the kernels of :mod:`._offline_kernels`; ``out``
+    shape=(n_rec, 6), ``loss_out`` shape=(n_rec,); ``proto`` (empty) gives the storage
+    dtype of the training set. Returns the divergence step or -1."""
     cfg = cfg.copy()  # thread-private (reference-count atomics; see online._run_one)
+    X = np.empty((P, N), proto.dtype)
+    state, w_star, w, y, sc = _setup(cfg, prm, N, P, seed, init, X)
+    inv_n = 1.0 / N
+    hb, yb, dh, coef = np.empty(M), np.empty(M), np.empty(M), np.empty(M)
+    stats = np.zeros(2)
+    perm = np.arange(P)
+    p_run = prm.copy()
+    n_batches = P // M
+    step = 0
+    epoch = 0
+    for r in range(rec_epochs.shape[0]):
+        while epoch < rec_epochs[r]:
+            shuffle(state, perm)  # Fisher-Yates with the seed's stream
+            for b in range(n_batches):
+                p_run[0] = prm[0] * lr_decay ** step
+                rows = perm[b * M:(b + 1) * M]
+                FK.forward(X, rows, w, hb)  # the rows from memory
+                for m in range(M):
+                    yb[m] = y[rows[m]]
+                c_w, g_gamma, g_beta = K._grads(cfg, p_run, hb, yb, dh, stats, sc, inv_n)
+                lr = p_run[0]
+                for m in range(M):
+                    coef[m] = -lr * dh[m]
+                w2, ww = FK.update(X, rows, coef, 1.0 - lr * c_w, w, w_star)  # from cache
+                if cfg[7] != 0:  # as kernels.vector_update
+                    f = prm[3] / math.sqrt(w2 * inv_n)
+                    for i in range(N):
+                        w[i] *= f
+                    w2 *= f * f
+                    ww *= f
+                sc[2] = w2 * inv_n
+                sc[3] = ww * inv_n
+                K._scalars_update(cfg, p_run, sc, g_gamma, g_beta, stats, inv_n)
+                step += 1
+                if _diverged(sc):
+                    out[r:, :] = np.nan
+                    loss_out[r:] = np.nan
+                    return step
+            epoch += 1
+        _record(cfg, X, y, w, sc, out, loss_out, r)
+    return -1
+
+
+@njit(cache=True, parallel=True)
+def _run(cfg, prm, N, P, M, rec_epochs, lr_decay, seeds, init, out, loss_out, div, proto):
+    for k in prange(seeds.shape[0]):
+        div[k] = _run_one(cfg, prm, N, P, M, rec_epochs, lr_decay, seeds[k], init, out[k],
+                          loss_out[k], proto)
+
+
+# ------------------------------------------------------------------ reference runner
+@njit(cache=True)
+def _reference_one(cfg, prm, N, P, M, rec_epochs, lr_decay, seed, init, out, loss_out):
+    """The literal runner the fused one replaced (float64; batch rows copied, then
+    :func:`.kernels.vector_update`), kept for the tests and benchmarks to compare with."""
+    cfg = cfg.copy()
     state = seed_state(seed, 0)
     w_star, w, tmp = np.empty(N), np.empty(N), np.empty(N)
     init_weights_vector(state, init[0], init[1], w_star, w, tmp)
@@ -101,7 +185,7 @@ def _run_one(cfg, prm, N, P, M, rec_epochs, lr_decay, seed, init, out, loss_out)
     epoch = 0
     for r in range(rec_epochs.shape[0]):
         while epoch < rec_epochs[r]:
-            shuffle(state, perm)  # Fisher-Yates with the seed's stream
+            shuffle(state, perm)
             for b in range(n_batches):
                 p_run[0] = prm[0] * lr_decay ** step
                 for m in range(M):
@@ -116,17 +200,16 @@ def _run_one(cfg, prm, N, P, M, rec_epochs, lr_decay, seed, init, out, loss_out)
                     loss_out[r:] = np.nan
                     return step
             epoch += 1
-        out[r, :] = sc
-        c, s = _test_stats(cfg, sc)
-        loss_out[r] = _train_loss(cfg, X, y, w, sc, c, s)
+        _record(cfg, X, y, w, sc, out, loss_out, r)
     return -1
 
 
 @njit(cache=True, parallel=True)
-def _run(cfg, prm, N, P, M, rec_epochs, lr_decay, seeds, init, out, loss_out, div):
+def _reference(cfg, prm, N, P, M, rec_epochs, lr_decay, seeds, init, out, loss_out, div,
+               proto):
     for k in prange(seeds.shape[0]):
-        div[k] = _run_one(cfg, prm, N, P, M, rec_epochs, lr_decay, seeds[k], init, out[k],
-                          loss_out[k])
+        div[k] = _reference_one(cfg, prm, N, P, M, rec_epochs, lr_decay, seeds[k], init,
+                                out[k], loss_out[k])
 
 
 @dataclass(frozen=True)
@@ -165,14 +248,19 @@ def run(method: str, activation: str, *, N: int, alpha: float, epochs: int, lr: 
         zeta: float = 0.0, batch_size: int = 1, teacher: str = "linear", noise: float = 0.0,
         lr_final: float | None = None, n_points: int = 6, seeds=1, seed: int = 0,
         R_init: float = 0.0, L_init: float = 1.0, gamma_init: float = 1.0,
-        ghost_size: int | None = None, progress: bool | None = None) -> OfflineResult:
+        ghost_size: int | None = None, progress: bool | None = None,
+        dtype: str = "float64") -> OfflineResult:
     """Train on a fixed set of ``P = round(alpha N)`` samples, ``seeds`` runs in parallel.
 
     Parameters as :func:`.online.run`, plus ``alpha`` (> 0, with ``batch_size <= P``),
     ``epochs`` (>= 1), ``lr_final`` (rate at the last step; default ``lr``: constant) and
     ``n_points`` (records at that many epochs spread over ``0..epochs``). Each seed draws its
     own teacher, training set and initial student. ``progress``: a bar over seed chunks
-    (default: when stderr is a terminal).
+    (default: when stderr is a terminal). ``dtype``: storage of the training set,
+    ``"float64"`` or ``"float32"`` (the same draws rounded on storage, labels from the
+    float64 inputs; every sum still in float64): half the memory and about half the time
+    of an epoch, which streams the whole set; the rounding (relative 3e-8 per entry)
+    moves results far less than the seed-to-seed spread (``tests/test_offline_engine.py``).
     """
     method = check_choice("method", method, METHODS)
     activation = check_choice("activation", activation, K.ACTIVATION_CODES)
@@ -188,9 +276,11 @@ def run(method: str, activation: str, *, N: int, alpha: float, epochs: int, lr: 
     M = check_int("batch_size", batch_size, 1)
     if M > P:
         raise ValueError(f"batch_size must be <= P = round(alpha N) = {P}, got {M}")
-    if P * N > MAX_ELEMENTS:
-        raise ValueError(f"alpha N^2 = {P * N} exceeds the in-memory limit {MAX_ELEMENTS} "
-                         f"(P x N float64 training set per seed)")
+    dtype = check_choice("dtype", dtype, _DTYPES)
+    limit = MAX_ELEMENTS * 8 // _DTYPES[dtype]
+    if P * N > limit:
+        raise ValueError(f"alpha N^2 = {P * N} exceeds the in-memory limit {limit} "
+                         f"(P x N {dtype} training set per seed)")
     noise = check_real("noise", noise, 0.0)
     R_init = check_real("R_init", R_init, -1.0, 1.0)
     L_init = check_real("L_init", L_init, 0.0, lo_open=True)
@@ -207,8 +297,9 @@ def run(method: str, activation: str, *, N: int, alpha: float, epochs: int, lr: 
     out = np.empty((seeds.size, rec.size, 6))
     loss = np.empty((seeds.size, rec.size))
     div = np.empty(seeds.size, np.int64)
+    proto = np.empty((0, 0), dtype)
     run_in_batches(lambda sd, o, lo, d: _run(cfg, prm, N, P, M, rec, lr_decay, sd, init, o, lo,
-                                             d),
+                                             d, proto),
                    seeds.astype(np.int64), (out, loss, div), progress, f"{method} alpha={alpha}")
     gamma, beta, R, L, Q, eps = student_readout(method, activation, teacher, out)
     diverged = div >= 0
