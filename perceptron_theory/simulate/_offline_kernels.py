@@ -1,20 +1,21 @@
-r"""Fused numba kernels of the offline runner: one pass over a mini-batch's rows per step.
+r"""Numba kernels of the offline runner: the mini-batch rows read in place, twice.
 
-A step on the rows ``X[rows]`` of a stored training set needs ``h = X[rows] w`` (forward),
-the batch statistics and ``dh`` (``O(M)``, :func:`.kernels._grads`), then
-``w <- shrink w - lr sum_m dh_m X[rows[m]]`` and ``|w|^2``, ``w . w*``. The update of
-step ``b`` and the forward pass of step ``b + 1`` are fused into one sweep over the
-feature index in tiles of :data:`TILE`: each tile of ``w`` is updated from the rows of
-batch ``b`` (read a second time, from cache), its contribution to ``|w|^2`` and
-``w . w*`` accumulated, then dotted with the same tile of the rows of batch ``b + 1``
-(read from memory) while it sits in L1. Each row is so read once from memory per epoch;
-the mini-batch rows are never copied.
+A step on the rows ``X[rows]`` of the stored training set needs ``h = X[rows] w``
+(:func:`forward`), the batch statistics and ``dh`` (``O(M)``, :func:`.kernels._grads`),
+then ``w <- shrink w - lr sum_m dh_m X[rows[m]]`` with ``|w|^2`` and ``w . w*``
+(:func:`update`). The rows are never copied: :func:`forward` streams them from memory
+eight at a time (eight dot products per sweep of ``w``; one row at a time streams ~1.4x
+slower than memory allows), :func:`update` reads them again from the cache four at a
+time, last rows first. ``h`` of a step depends on every row of the step before, so
+the second read cannot be fused into the first; tiling the update of one step with the
+forward pass of the next, or prefetching the next step's rows during the update, measured
+no faster (``benchmarks/simulate.py``, section e, gives the runner against a plain read
+of the array).
 
-``X`` is float64 or float32 (storage only: every product and sum is taken in float64).
-The update keeps the order of the operations of :func:`.kernels.vector_update` (scale,
-then one fused multiply-add per sample in batch order), so ``w`` moves bit for bit as
-there given the same ``dh``; the dot products are summed in another order (tiles) than
-BLAS does, which changes results at the 1e-16 relative level per step.
+``X`` is float64 or float32 (storage only: every product and sum is taken in float64;
+the f32 -> f64 conversions are what keep the float32 runner above the float32 memory
+floor). Sums are taken in another order than the replaced runner's (BLAS dot products,
+one row at a time): results agree to ~1e-15 relative per step.
 """
 
 from __future__ import annotations

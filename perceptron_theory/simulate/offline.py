@@ -17,6 +17,12 @@ for weight normalization this is ridge regression with the sum-convention decay
 Test error: exact given the order parameters and the test-time statistics (running
 averages for batch statistics, as BN does), from :func:`.online.exact_test_error`.
 
+Engine: each seed keeps its training set in memory (float64, or float32 with
+``dtype="float32"``: half the memory and time, results within 1e-7 of the seed-to-seed
+spread) and every step reads its ``M`` rows in place (:mod:`._offline_kernels`); an epoch
+costs about 1.5x (float64) to 1.7x (float32) one plain read of the set. Seeds run in
+parallel (``prange``), each on its own stream, so results do not depend on the threads.
+
 >>> from perceptron_theory.simulate import offline
 >>> r = offline.run("wn-decay", "linear", N=64, alpha=2.0, epochs=5, lr=0.2, zeta=0.1,
 ...                 noise=0.25, seeds=2)
@@ -133,12 +139,6 @@ def _run_one(cfg, prm, N, P, M, rec_epochs, lr_decay, seed, init, out, loss_out,
                 for m in range(M):
                     coef[m] = -lr * dh[m]
                 w2, ww = FK.update(X, rows, coef, 1.0 - lr * c_w, w, w_star)  # from cache
-                if cfg[7] != 0:  # as kernels.vector_update
-                    f = prm[3] / math.sqrt(w2 * inv_n)
-                    for i in range(N):
-                        w[i] *= f
-                    w2 *= f * f
-                    ww *= f
                 sc[2] = w2 * inv_n
                 sc[3] = ww * inv_n
                 K._scalars_update(cfg, p_run, sc, g_gamma, g_beta, stats, inv_n)
