@@ -89,7 +89,7 @@ def section_closed_forms(gen, quick: bool) -> None:
         "min-norm": (a_lin, lambda a: gen.min_norm_linear(a, S).eps, min_norm_scalar),
         "ridge": (a_lin, lambda a: gen.ridge_linear(a, ZETA, S).eps, ridge_scalar),
         "ridge via learning_curve": (a_lin, lambda a: gen.learning_curve(
-            "linear", "ridge", a, noise=S, zeta=ZETA).eps, ridge_scalar),
+            "linear", "wn-decay", a, noise=S, zeta=ZETA).eps, ridge_scalar),
         "relu eq. 25": (a_relu, lambda a: gen.relu_exhaustive(a, S).eps, relu_scalar),
     }
     rows = []

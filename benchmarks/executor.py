@@ -5,7 +5,7 @@ Usage::
     PYTHONPATH=. python benchmarks/executor.py            # ~1-2 min on 2 cores
     PYTHONPATH=. python benchmarks/executor.py --quick    # smaller grid
 
-a. Per-unit overhead: 64 trivial units (``operator:pos`` style, microseconds of work)
+a. Per-unit overhead: 64 trivial units (``_io.plain`` of a float, microseconds of work)
    through each executor, against the direct call of the same function in a loop (the
    floor, measured in the same run). A warm pool is timed (the first, cold batch is
    reported separately: process start and imports).
@@ -63,11 +63,11 @@ def main() -> None:
     print(f"# {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
 
     # a. per-unit overhead
-    triv = [ex.Unit("perceptron_theory.store:finite_or_none", {"x": float(i)})
+    triv = [ex.Unit("perceptron_theory._io:plain", {"obj": float(i)})
             for i in range(n_triv)]
-    from perceptron_theory.store import finite_or_none
+    from perceptron_theory._io import plain
 
-    direct = _best(lambda: [finite_or_none(float(i)) for i in range(n_triv)], repeats)
+    direct = _best(lambda: [plain(float(i)) for i in range(n_triv)], repeats)
     rows = [("direct call (floor)", fmt_t(direct / n_triv), "-", "1")]
     serial = ex.SerialExecutor()
     t = _best(lambda: serial.map(triv), repeats)

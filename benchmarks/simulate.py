@@ -224,7 +224,7 @@ def section_d(quick: bool) -> None:
     simulation about 5x.
     """
     from perceptron_theory.simulate import data as sim_data
-    from perceptron_theory.simulate import offline
+    from perceptron_theory.simulate import finite_n, offline
     from validation import l_f1a
 
     cfg = l_f1a.BN_SIZES[False]
@@ -232,7 +232,7 @@ def section_d(quick: bool) -> None:
     epochs = 30 if quick else l_f1a.bn_epochs(alpha)
     seeds = np.arange(cfg["seeds"])
     kw = dict(N=N, alpha=alpha, epochs=epochs, batch_size=l_f1a.BATCH, noise=l_f1a.NOISE,
-              seeds=seeds, n_points=2, **l_f1a.BN_SCHEDULE)
+              seeds=seeds, n_points=2, **offline.BN_SCHEDULE)
     offline.run("bn", "linear", **dict(kw, N=64, epochs=1))  # compile outside the clock
     t0 = time.perf_counter()
     offline.run("bn", "linear", **kw)
@@ -242,7 +242,8 @@ def section_d(quick: bool) -> None:
     t0 = time.perf_counter()
     for s in seeds[:n_fit]:
         X, y, _ = sim_data.training_set(N, P, noise=l_f1a.NOISE, seed=int(s))
-        l_f1a._exact_fits(X, y, P * l_f1a.ZETA_WN / N)
+        finite_n.centred_least_squares(X, y)
+        finite_n.ridge_fit(X, y, P * l_f1a.ZETA_WN / N)
     t_fit = (time.perf_counter() - t0) / n_fit * len(seeds)
     unit = t_sim / (alpha * N * N * epochs)
     total = sum(a * n * n * l_f1a.bn_epochs(a) for a, Ns in cfg["runs"].items() for n in Ns)
@@ -286,9 +287,8 @@ def _runner_epoch(alpha: float, dtype: str, epochs: int, seeds: int, repeat: int
     and the wall seconds per seed of everything else (data, read-outs)."""
     from perceptron_theory.simulate import offline
 
-    kw = dict(N=OFFLINE_N, alpha=alpha, batch_size=OFFLINE_M, noise=0.25, lr=0.3,
-              lr_final=0.003, L_init=0.05, gamma_init=0.5, n_points=1, seeds=seeds,
-              dtype=dtype)
+    kw = dict(N=OFFLINE_N, alpha=alpha, batch_size=OFFLINE_M, noise=0.25, n_points=1,
+              seeds=seeds, dtype=dtype, **offline.BN_SCHEDULE)
     kernel = offline._run
     if reference:
         offline._run = offline._reference

@@ -20,7 +20,7 @@ b. One ODE trajectory (:func:`dynamics.integrate`, LSODA, ``rtol=1e-8``) for BN 
    (:func:`dynamics.rhs`) and a hand-written closed-form ReLU right-hand side, each with
    the smallest step count whose error (against an LSODA ``rtol=1e-12`` reference)
    matches LSODA's.
-c. :func:`dynamics.lr_limits` (``"bn"``, ReLU) over a grid of zetas in ``[0, 1]``, with
+c. :func:`dynamics.lr_limits` (``"wn-decay"``, ReLU) over a grid of zetas in ``[0, 1]``, with
    ``exact=False`` (first-order Table-1 formula; baseline) and ``exact=True``
    (quasi-static branch scan).
 
@@ -53,7 +53,9 @@ N_ZETA_EXACT = (100, 5)  # zetas for lr_limits(exact=True)
 SEED = 0
 
 # section b problem (the brief's: relu, lr = 0.5, zeta = 0.25, t_max = 50)
-TRAJ = {"bn": {"lr": 0.5, "zeta": 0.25}, "sgd": {"lr": 0.5, "zeta": 0.0}}
+#: the output scale starts at 0.5 (gamma for wn-decay, Q = L for sgd)
+TRAJ = {"wn-decay": {"lr": 0.5, "zeta": 0.25, "gamma_init": 0.5},
+        "sgd": {"lr": 0.5, "zeta": 0.0, "L_init": 0.5}}
 T_MAX = 50.0
 N_POINTS = 201  # output times of integrate(); RK4 step counts are multiples of N_POINTS - 1
 RTOL_REF, ATOL_REF = 1e-12, 1e-13
@@ -261,7 +263,8 @@ def _count_rhs_calls(dynamics, method, **kwargs) -> int:
 def section_trajectory(dynamics, quick: bool) -> None:
     """Section b: LSODA trajectory vs fixed-step RK4 at matched accuracy."""
     reps = REPEATS[int(quick)]
-    t_first, _ = once(lambda: dynamics.integrate("bn", "relu", t_max=T_MAX, **TRAJ["bn"]))
+    t_first, _ = once(lambda: dynamics.integrate("wn-decay", "relu", t_max=T_MAX,
+                                                 **TRAJ["wn-decay"]))
     rows, notes = [], []
     for method, kw in TRAJ.items():
         kw = dict(kw, t_max=T_MAX, n_points=N_POINTS)
@@ -294,7 +297,7 @@ def section_trajectory(dynamics, quick: bool) -> None:
                          fmt_t(m), fmt_t(b), f"{m / med:.3g}x"))
         notes.append(f"{method}: one rhs call costs {fmt_t(t_call_lib / 200)} via dynamics.rhs, "
                      f"{fmt_t(t_call_cf / 200)} hand-written ({t_call_lib / t_call_cf:.3g}x)")
-    table(f"b. one trajectory, relu, t_max={T_MAX:g}, {N_POINTS} outputs (bn: lr=0.5, "
+    table(f"b. one trajectory, relu, t_max={T_MAX:g}, {N_POINTS} outputs (wn-decay: lr=0.5, "
           f"zeta=0.25; sgd: lr=0.5); median of {reps}; error = max |y - y_ref| vs LSODA "
           f"rtol={RTOL_REF:g}",
           ("method", "solver", "rhs calls", "max error", "median", "best", "time vs LSODA"),
@@ -311,10 +314,10 @@ def section_lr_limits(dynamics, quick: bool) -> None:
     reps = REPEATS[i]
     zetas = np.linspace(0.0, 1.0, N_ZETA[i])
     zetas_ex = np.linspace(0.0, 1.0, N_ZETA_EXACT[i])
-    t_first, _ = once(lambda: dynamics.lr_limits("bn", "relu", 0.5, exact=False))
-    b0, m0 = timeit(lambda: [dynamics.lr_limits("bn", "relu", float(z), exact=False)
+    t_first, _ = once(lambda: dynamics.lr_limits("wn-decay", "relu", 0.5, exact=False))
+    b0, m0 = timeit(lambda: [dynamics.lr_limits("wn-decay", "relu", float(z), exact=False)
                              for z in zetas], reps)
-    b1, out = once(lambda: [dynamics.lr_limits("bn", "relu", float(z), exact=True)
+    b1, out = once(lambda: [dynamics.lr_limits("wn-decay", "relu", float(z), exact=True)
                             for z in zetas_ex])
     per0 = m0 / len(zetas)
     per1 = b1 / len(zetas_ex)
@@ -322,7 +325,7 @@ def section_lr_limits(dynamics, quick: bool) -> None:
              fmt_t(per0), "1"),
             ("exact=True", len(zetas_ex), "1 sweep", fmt_t(b1), fmt_t(per1),
              f"{per1 / per0:.3g}x")]
-    table('c. dynamics.lr_limits("bn", "relu", zeta) for zeta on a uniform grid in [0, 1]',
+    table('c. dynamics.lr_limits("wn-decay", "relu", zeta) for zeta on a uniform grid in [0, 1]',
           ("mode", "zetas", "timing", "total", "per zeta", "per zeta vs exact=False"), rows)
     print(f"  first lr_limits call (lambdify of the R-derivatives): {fmt_t(t_first)}")
     r_star = np.array([o.R_star_at_eta_max for o in out])

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import math
 from pathlib import Path
 
 import numpy as np
 
 from perceptron_theory import plotting
-from perceptron_theory._io import atomic_write_json
+from perceptron_theory._io import atomic_write_json, plain
 
 #: where :func:`units` keeps results: set by :func:`options` (the ``figure`` command)
 _OPTIONS = {"store": None, "rerun": False}
@@ -90,17 +89,9 @@ def run_cli(main, doc: str, sizes) -> None:
 
 
 def clean(obj):
-    """Nested lists / dicts as plain Python with every non-finite float as None (JSON null)."""
-    if isinstance(obj, dict):
-        return {k: clean(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple, np.ndarray)):
-        return [clean(v) for v in obj]
-    if obj is None or isinstance(obj, (bool, str)):
-        return obj
-    if isinstance(obj, (int, np.integer)):
-        return int(obj)
-    v = float(obj)
-    return v if math.isfinite(v) else None
+    """Nested lists / dicts as plain Python with every non-finite float as None (JSON null):
+    the package's one cleaner, :func:`perceptron_theory._io.plain` (``finite_only``)."""
+    return plain(obj, finite_only=True)
 
 
 def mean_se(rows) -> tuple[np.ndarray, np.ndarray]:

@@ -44,6 +44,7 @@ import numpy as np
 from paper_figures import _common
 from paper_figures._common import run_cli, units, write_document
 from perceptron_theory import plotting
+from perceptron_theory._io import plain
 from perceptron_theory.theory import generalization as gen
 from validation import l_f1a
 
@@ -68,8 +69,8 @@ def _grid(n: int, hi: float = ALPHA_RANGE[1]) -> np.ndarray:
 
 
 def _clean(a) -> list:
-    """Infinite values become None (JSON null)."""
-    return [float(v) if np.isfinite(v) else None for v in np.ravel(a)]
+    """A flat list of floats, infinite values as None (JSON null)."""
+    return plain(np.ravel(np.asarray(a, float)), finite_only=True)
 
 
 # ------------------------------------------------------------------------------ compute
@@ -79,10 +80,10 @@ def curves(alpha: np.ndarray, n_opt: int) -> dict:
     d = {
         "alpha": alpha.tolist(),
         "min_norm": _clean(lc("linear", "min-norm", alpha, noise=NOISE).eps),
-        "plug_in": _clean(lc("linear", "bn", alpha, noise=NOISE, batch_size=BATCH,
+        "plug_in": _clean(lc("linear", "wn-decay", alpha, noise=NOISE, batch_size=BATCH,
                              decay_convention="sum").eps),
-        "per_sample": _clean(lc("linear", "bn", alpha, noise=NOISE, batch_size=BATCH).eps),
-        "zeta_S": _clean(lc("linear", "ridge", alpha, noise=NOISE, zeta=NOISE).eps),
+        "per_sample": _clean(lc("linear", "wn-decay", alpha, noise=NOISE, batch_size=BATCH).eps),
+        "zeta_S": _clean(lc("linear", "wn-decay", alpha, noise=NOISE, zeta=NOISE).eps),
     }
     a_opt = np.linspace(alpha[0], alpha[-1], n_opt)
     opt = gen.optimal_ridge(a_opt, NOISE)
@@ -94,7 +95,7 @@ def curves(alpha: np.ndarray, n_opt: int) -> dict:
         for conv in ("sum", "decay2"):
             bn[f"{model}/{conv}"] = {
                 "zeta_per_sample": z,
-                "eps": _clean(lc("linear", "bn", alpha, noise=NOISE, batch_size=BATCH,
+                "eps": _clean(lc("linear", "wn-decay", alpha, noise=NOISE, batch_size=BATCH,
                                  bn_decay=model, decay_convention=conv).eps)}
     d["bn_models"] = bn
     a_r = alpha[alpha < RELU_ALPHA_MAX]

@@ -82,7 +82,7 @@ def eta_max_data(zetas: np.ndarray) -> dict:
     """:math:`\\eta_{\\max}` and ``lr_critical`` against ``zeta`` for every activation."""
     out = {}
     for act in ACTIVATIONS:
-        bn = [dynamics.lr_limits("bn", act, float(z), L0, exact=False) for z in zetas]
+        bn = [dynamics.lr_limits("wn-decay", act, float(z), L0, exact=False) for z in zetas]
         wn = dynamics.lr_limits("wn", act, 0.0, L0, exact=False)
         sgd = dynamics.lr_limits("sgd", act, exact=False)
         out[act] = {
@@ -103,7 +103,7 @@ def eta_max_data(zetas: np.ndarray) -> dict:
 def flow_data(starts, n_points: int) -> dict:
     """Trajectories of BN (``FLOW_ZETA``) and WN at ``FLOW_LR`` from ``starts``."""
     out = {}
-    for method, zeta in (("bn", FLOW_ZETA), ("wn", 0.0)):
+    for key, method, zeta in (("bn", "wn-decay", FLOW_ZETA), ("wn", "wn", 0.0)):
         g0 = dynamics.fixed_point(method, "relu", zeta, L=L0).gamma
         trajs = []
         for gamma_init, R_init in starts:
@@ -114,7 +114,7 @@ def flow_data(starts, n_points: int) -> dict:
             trajs.append({"gamma_init": gamma_init, "R_init": R_init, "R": R.tolist(),
                           "gamma": g.tolist(), "L_final": float(tr.L[-1]),
                           "diverged": tr.diverged})
-        out[method] = {"zeta": zeta, "lr": FLOW_LR, "eta_eff": FLOW_LR * g0 / L0**2,
+        out[key] = {"zeta": zeta, "lr": FLOW_LR, "eta_eff": FLOW_LR * g0 / L0**2,
                        "gamma0": g0, "t_max": FLOW_T_MAX, "trajectories": trajs}
     return out
 
@@ -144,7 +144,7 @@ def branch_data(eta_eff: np.ndarray, n_wn_lower: int) -> dict:
     branches = []
     for z in BRANCH_ZETAS:
         br = dynamics.quasi_static_branch(BRANCH_ACTIVATION, z, eta_eff, L0)
-        method = "bn" if z > 0 else "wn"
+        method = "wn-decay" if z > 0 else "wn"
         eta_max = dynamics.lr_limits(method, BRANCH_ACTIVATION, z, L0, exact=False).eta_max
         ok = br.converged & np.isfinite(br.max_real_eig)
         e, R, g, m = br.eta_eff[ok], br.R[ok], br.gamma[ok], br.max_real_eig[ok]

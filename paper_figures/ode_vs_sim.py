@@ -5,7 +5,7 @@ normalized student; for plain SGD the length :math:`Q = |w|/\sqrt N`), ``L`` =
 :math:`|w|/\sqrt N`, ``lr`` = :math:`\eta` (per sample; :math:`\gamma` moves with
 :math:`\eta/N`), ``zeta`` = :math:`\zeta` (decay on gamma), time :math:`t` = samples / N,
 ``N`` the input dimension. BN is read as WN + gamma decay: ``"wn-decay"`` in
-:mod:`perceptron_theory.simulate`, ``"bn"`` in :mod:`perceptron_theory.theory.dynamics`.
+:mod:`perceptron_theory.simulate` and :mod:`perceptron_theory.theory.dynamics` alike.
 
 Two figures and their data, from :func:`dynamics.integrate` (the ODE) and
 :func:`simulate.online.run` (the exact rotation-reduced chain, ``engine="reduced"``):
@@ -36,13 +36,15 @@ from perceptron_theory.theory import dynamics
 
 # ----------------------------------------------------------------------------- constants
 ACTIVATION = "relu"
-#: (simulation method, ODE method, zeta, label)
-METHODS = (("wn-decay", "bn", 0.25, r"BN as WN + $\gamma$ decay ($\zeta$ = 1/4)"),
-           ("wn", "wn", 0.0, "WN"),
-           ("sgd", "sgd", 0.0, "plain SGD"))
+#: (method, zeta, label): one model name in the simulation and the ODE
+METHODS = (("wn-decay", 0.25, r"BN as WN + $\gamma$ decay ($\zeta$ = 1/4)"),
+           ("wn", 0.0, "WN"),
+           ("sgd", 0.0, "plain SGD"))
 LR = 1.0  # per-sample rate; eta_eff <= 1 on every trajectory, below eta_max = 2
-#: initial condition; for plain SGD gamma_init is Q(0) (the simulation's L_init)
+#: initial condition: output scale 0.5 (gamma of the normalized students; the length
+#: L = Q of the plain one, :data:`SGD_INIT`), R = 0.2
 INIT = {"R_init": 0.2, "gamma_init": 0.5, "L_init": 1.0}
+SGD_INIT = {"R_init": 0.2, "L_init": 0.5}
 N_VALUES = (250, 1000, 4000)
 SEED = 0
 
@@ -60,21 +62,23 @@ def simulate_case(method: str, zeta: float, N: int, seeds: int, t_max: float,
     """Online SGD at dimension N from :data:`INIT` (reduced engine)."""
     from perceptron_theory.simulate import online  # numba: loaded on first use
 
-    init = dict(INIT)
-    if method == "sgd":  # the plain student's scale is its length
-        init = {"R_init": INIT["R_init"], "L_init": INIT["gamma_init"], "gamma_init": 1.0}
     return online.run(method, ACTIVATION, N=N, lr=LR, zeta=zeta, t_max=t_max,
-                      n_points=n_points, seeds=seeds, seed=seed, engine="reduced", **init)
+                      n_points=n_points, seeds=seeds, seed=seed, engine="reduced",
+                      **_init(method))
 
 
-def case_data(index: int, method: str, ode_method: str, zeta: float, cfg: dict) -> dict:
+def _init(method: str) -> dict:
+    return SGD_INIT if method == "sgd" else INIT
+
+
+def case_data(index: int, method: str, zeta: float, cfg: dict) -> dict:
     """ODE trajectory, simulation means and SEs per N, and the rms single-run deviation.
 
     ``index`` (the position in :data:`METHODS`) keeps every run's seeds distinct.
     """
-    tr = dynamics.integrate(ode_method, ACTIVATION, lr=LR, zeta=zeta, t_max=cfg["t_max"],
-                            n_points=cfg["n_points"], rtol=1e-10, atol=1e-12, **INIT)
-    out = {"method": method, "ode_method": ode_method, "zeta": zeta, "t": tr.t.tolist(),
+    tr = dynamics.integrate(method, ACTIVATION, lr=LR, zeta=zeta, t_max=cfg["t_max"],
+                            n_points=cfg["n_points"], rtol=1e-10, atol=1e-12, **_init(method))
+    out = {"method": method, "zeta": zeta, "t": tr.t.tolist(),
            "ode": {"R": tr.R.tolist(), "gamma": tr.gamma.tolist(), "L": tr.L.tolist()},
            "sim": {}}
     for k, N in enumerate(N_VALUES):
@@ -100,7 +104,7 @@ def trajectory_panels(data: list[dict]) -> list[plotting.Plot]:
     s = plotting.series
     plots = []
     for field, name in (("R", r"overlap $R$"), ("gamma", r"scale $\gamma$ ($Q$ for SGD)")):
-        for d, (_, _, _, label) in zip(data, METHODS, strict=True):
+        for d, (_, _, label) in zip(data, METHODS, strict=True):
             ser = [s("ODE", d["t"], d["ode"][field])]
             for N in N_VALUES:
                 sim = d["sim"][str(N)][field]
@@ -109,7 +113,7 @@ def trajectory_panels(data: list[dict]) -> list[plotting.Plot]:
             plots.append(plotting.Plot(
                 title=f"{label}: {field}(t), {ACTIVATION}, $\\eta$ = {LR:g}",
                 xlabel="t = samples / N", ylabel=name, series=tuple(ser)))
-    for d, (_, _, _, label) in zip(data, METHODS, strict=True):
+    for d, (_, _, label) in zip(data, METHODS, strict=True):
         ode = np.asarray(d["ode"]["R"])
         ser = [s("", [d["t"][0], d["t"][-1]], [0.0, 0.0], style="dashed")]
         for N in N_VALUES:
@@ -129,7 +133,7 @@ def scaling_panel(data: list[dict]) -> list[plotting.Plot]:
     s = plotting.series
     Ns = np.array(N_VALUES, float)
     ser = []
-    for d, (_, _, _, label) in zip(data, METHODS, strict=True):
+    for d, (_, _, label) in zip(data, METHODS, strict=True):
         for field in ("R", "gamma"):
             ser.append(s(f"{label}, {field}", np.log10(Ns),
                          [d["sim"][str(N)][field]["rms"] for N in N_VALUES], style="points"))
@@ -158,13 +162,13 @@ def main(out_dir="paper_figures_out", size: str = "full") -> list[Path]:
     cfg = SIZES[size]
     out = Path(out_dir)
     data = units("paper_figures.ode_vs_sim:case_data",
-                 [{"index": i, "method": m, "ode_method": om, "zeta": z, "cfg": cfg}
-                  for i, (m, om, z, _) in enumerate(METHODS)])
+                 [{"index": i, "method": m, "zeta": z, "cfg": cfg}
+                  for i, (m, z, _) in enumerate(METHODS)])
     panels = {"trajectories": trajectory_panels(data), "scaling": scaling_panel(data)}
     paths = [plotting.save(panels["trajectories"], out / FILES["trajectories"], ncols=3),
              plotting.save(panels["scaling"], out / FILES["scaling"], ncols=1)]
-    constants = {"activation": ACTIVATION, "methods": [m[:3] for m in METHODS], "lr": LR,
-                 "init": INIT, "N_values": N_VALUES, "seed": SEED,
+    constants = {"activation": ACTIVATION, "methods": [m[:2] for m in METHODS], "lr": LR,
+                 "init": INIT, "sgd_init": SGD_INIT, "N_values": N_VALUES, "seed": SEED,
                  "rms_times_sqrt_N": {d["method"]: [d["sim"][str(N)]["R"]["rms"] * math.sqrt(N)
                                                     for N in N_VALUES] for d in data},
                  **cfg}

@@ -11,12 +11,19 @@ import argparse
 import json
 import logging
 import sys
+import warnings
 
 import numpy as np
 
+from perceptron_theory import vocabulary as _vocab
+from perceptron_theory._checks import check_cli_args
+from perceptron_theory.deep import names as _deep_names
+from perceptron_theory.vocabulary import ACTIVATIONS, INITIAL_CONDITIONS
+
 __all__ = ["main", "build_parser"]
 
-ACTIVATIONS = ("linear", "relu", "erf")
+#: Most points of an ``A:B:N`` sweep (a larger grid is refused before it is built).
+RANGE_MAX_POINTS = 10**6
 
 
 class _Parser(argparse.ArgumentParser):
@@ -27,9 +34,11 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _dump(obj) -> str:
-    from perceptron_theory._io import _jsonable
+    """Strict JSON: a quantity that could not be computed (NaN, inf) is ``null``."""
+    from perceptron_theory._io import _jsonable, plain
 
-    return json.dumps(obj, indent=2, default=_jsonable)
+    return json.dumps(plain(obj, finite_only=True), indent=2, allow_nan=False,
+                      default=_jsonable)
 
 
 def _fmt_table(rows: list[tuple[str, object]]) -> str:
@@ -81,7 +90,8 @@ def _cmd_dynamics(a) -> int:
         print(_dump(tr.to_dict()))
     else:
         print(f"# {a.method}/{a.activation} lr={a.lr} zeta={a.zeta} diverged={tr.diverged}"
-              + (f" at t={tr.t_diverged:.4g}" if tr.t_diverged is not None else ""))
+              + (f" at t={tr.t_diverged:.4g}" if tr.t_diverged is not None else "")
+              + (f"; {tr.message}" if tr.status < 0 else ""))
         print(f"{'t':>10} {'gamma':>12} {'R':>12} {'L':>12} {'eps':>12}")
         step = max(1, len(tr.t) // 20)
         rows = sorted(set(range(0, len(tr.t), step)) | {len(tr.t) - 1})
@@ -92,9 +102,12 @@ def _cmd_dynamics(a) -> int:
 
 
 def _cmd_lr_limits(a) -> int:
+    from perceptron_theory._checks import check_array, check_work
     from perceptron_theory.theory import dynamics as D
 
     zetas = [a.zeta] if a.zeta_range is None else list(np.linspace(*a.zeta_range))
+    check_array("zeta", zetas, 0.0, D.ZETA_MAX)  # every point, before the first one runs
+    check_work(f"lr-limits over {len(zetas)} zetas", len(zetas) * (1e8 if a.fast else 2e9))
     res = [D.lr_limits(a.method, a.activation, z, L0=a.L0, exact=not a.fast) for z in zetas]
     if a.plot:
         from perceptron_theory.plotting import Plot, save, series
@@ -145,8 +158,8 @@ def _cmd_curve(a) -> int:
         if d.get("note"):
             print(f"# {d['note']}")
         print(f"{'alpha':>10} {'eps':>14}")
-        for x, e in zip(d["alpha"], d["eps"], strict=True):
-            print(f"{x:10.4g} {e:14.8g}")
+        for x, e, ok in zip(d["alpha"], d["eps"], d["converged"], strict=True):
+            print(f"{x:10.4g} {e:14.8g}" + ("" if ok else "  (not converged)"))
     return 0
 
 
@@ -216,7 +229,8 @@ def _cmd_max_lr(a) -> int:
                       ("batch_size", res.batch_size), ("zeta", res.zeta), ("tol", res.tol),
                       ("t_max", res.t_max), ("lr_max", res.lr_max),
                       ("bracket", f"[{res.lr_pass:.6g}, {res.lr_fail:.6g}]"),
-                      ("eta_eff", res.eta_eff), ("runs", len(res.evaluations))]))
+                      ("eta_eff", res.eta_eff), ("runs", len(res.evaluations))]
+                     + ([] if res.converged else [("converged", f"False: {res.message}")])))
     return 0
 
 
@@ -271,11 +285,12 @@ def _cmd_probe(a) -> int:
     except ImportError as exc:  # torch missing
         raise ValueError(f"the deep arm needs torch ({exc}); install with "
                          "python3 -m pip install -e '.[deep]'") from None
-    from perceptron_theory._checks import check_choice
+    from perceptron_theory._checks import check_choice, check_keywords
 
     check_choice("probe", a.probe, PROBES)
-    res = run_probe(a.checkpoint, a.probe, options=_kv_options(a.option, "--option"),
-                    device=a.device)
+    options = check_keywords("--option", PROBES[a.probe], _kv_options(a.option, "--option"),
+                             skip=("model", "data", "bundle"))
+    res = run_probe(a.checkpoint, a.probe, options=options, device=a.device)
     if a.plot:
         _probe_plot(a.probe, res["result"], a.plot)
     if a.json:
@@ -404,6 +419,11 @@ def _cmd_figure(a) -> int:
     names = list(FIGURES) if a.name == "all" else [a.name]
     if a.name != "all" and a.name not in FIGURES:
         raise ValueError(f"figure must be one of {', '.join(FIGURES)} or all; got {a.name!r}")
+    for name in names:  # every figure's size, before the first one is drawn
+        sizes = getattr(importlib.import_module(FIGURES[name]), "SIZES", None)
+        if sizes is not None and a.size not in sizes:
+            raise ValueError(f"--size must be one of {', '.join(sizes)} for figure {name}; "
+                             f"got {a.size!r}")
     store = None if a.no_cache else Store(a.cache_dir or _default_cache_dir())
     written = []
     with _executor(a), _common.options(store=store, rerun=a.rerun):
@@ -438,24 +458,24 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=_cmd_integrals)
 
     s = sub.add_parser("dynamics", help="integrate the order-parameter ODEs (trajectory)")
-    s.add_argument("--method", choices=("bn", "wn", "sgd"), required=True)
+    s.add_argument("--method", choices=_vocab.method_choices("dynamics"), required=True,
+                   help=_method_help("dynamics"))
     s.add_argument("--activation", choices=ACTIVATIONS, required=True)
     s.add_argument("--lr", type=float, required=True, help="learning rate eta (> 0)")
-    s.add_argument("--zeta", type=float, default=0.0, help="gamma decay (bn only; >= 0)")
+    s.add_argument("--zeta", type=float, default=0.0, help="gamma decay (wn-decay only; >= 0)")
     s.add_argument("--t-max", type=float, default=50.0, help="final time in units of N steps")
     s.add_argument("--n-points", type=int, default=201)
-    s.add_argument("--gamma-init", type=float, default=0.5)
-    s.add_argument("--R-init", type=float, default=0.0)
-    s.add_argument("--L-init", type=float, default=1.0)
+    _init_args(s)
     s.add_argument("--freeze-L", action="store_true", help="hold L fixed (quasi-static system)")
     common(s)
     s.set_defaults(func=_cmd_dynamics)
 
     s = sub.add_parser("lr-limits", help="fixed point, eta_max and eta_eff (Luo et al. Table 1)")
-    s.add_argument("--method", choices=("bn", "wn", "sgd"), required=True)
+    s.add_argument("--method", choices=_vocab.method_choices("dynamics"), required=True,
+                   help=_method_help("dynamics"))
     s.add_argument("--activation", choices=ACTIVATIONS, required=True)
     s.add_argument("--zeta", type=float, default=0.0)
-    s.add_argument("--zeta-range", type=_range, metavar="A:B:N", help="sweep zeta (bn)")
+    s.add_argument("--zeta-range", type=_range, metavar="A:B:N", help="sweep zeta (wn-decay)")
     s.add_argument("--L0", type=float, default=1.0, help="raw weight length at the fixed point")
     s.add_argument("--fast", action="store_true", help="skip the exact (eta^2) analysis")
     common(s)
@@ -471,14 +491,16 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=_cmd_bn_decay)
 
     s = sub.add_parser("curve", help="generalization error vs load alpha (Luo et al. Sec. 4)")
-    s.add_argument("--student", choices=("linear", "relu"), required=True)
-    s.add_argument("--method", choices=("min-norm", "ridge", "bn", "replica"), required=True)
+    s.add_argument("--student", choices=_curve_students(), required=True)
+    s.add_argument("--method", choices=_vocab.method_choices("curve"), required=True,
+                   help=_method_help("curve"))
     s.add_argument("--alpha", type=float, help="one load alpha = P/N (> 0)")
     s.add_argument("--alpha-range", type=_range, metavar="A:B:N", help="a grid of loads")
     s.add_argument("--noise", type=float, default=0.0, help="teacher output-noise variance S")
     s.add_argument("--zeta", type=float, default=0.0,
                    help="decay on |w|^2 in the sum convention 1/2 sum (y - g)^2 + zeta/2 |w|^2")
-    s.add_argument("--batch-size", type=int, help="M for --method bn")
+    s.add_argument("--batch-size", type=int,
+                   help="M: wn-decay at BN's equivalent decay (instead of --zeta)")
     s.add_argument("--beta", type=float, help="inverse temperature (default: infinity)")
     common(s)
     s.set_defaults(func=_cmd_curve)
@@ -509,13 +531,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=_cmd_max_lr)
 
     s = sub.add_parser("train", help="train a CNN with a normalizer and penalties (torch)")
-    s.add_argument("--model", default="cnn", help="cnn, resnet18, wrn, mlp, deep-fc")
-    s.add_argument("--norm", default="bn", help="bn, ghost-bn, pn, wn, wn+bn-mean, ln, ...")
+    s.add_argument("--model", default="cnn", choices=_deep_names.MODELS)
+    s.add_argument("--norm", default="bn", choices=_deep_names.NORMS, metavar="NORM",
+                   help="normalizer: " + ", ".join(_deep_names.NORMS))
     s.add_argument("--penalty", action="append", metavar="NAME=COEF",
-                   help="additive penalty, repeatable (gamma-decay=1e-4, embedding-l2=1e-3 ...)")
+                   help="additive penalty, repeatable (e.g. gamma-decay=1e-4); NAME: "
+                        + ", ".join(_deep_names.PENALTIES))
     s.add_argument("--norm-option", action="append", metavar="KEY=VALUE")
     s.add_argument("--model-option", action="append", metavar="KEY=VALUE")
-    s.add_argument("--dataset", default="auto", help="auto, fashion-mnist, cifar10, synthetic")
+    s.add_argument("--dataset", default="auto", choices=_deep_names.DATASETS)
     s.add_argument("--data-dir", help="folder of the data set's files")
     s.add_argument("--subset", type=int, help="use this many training samples")
     s.add_argument("--batch-size", type=int, default=128)
@@ -523,7 +547,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--lr", type=float, default=0.1, help="rate at batch 128 (scaled linearly)")
     s.add_argument("--weight-decay", type=float, default=5e-4)
     s.add_argument("--norm-decay", type=float, help="decay of gamma/beta (default: weight decay)")
-    s.add_argument("--schedule", default="cosine", help="constant, step, cosine, luo")
+    s.add_argument("--schedule", default="cosine", choices=_deep_names.SCHEDULES)
     s.add_argument("--augment", action="store_true")
     s.add_argument("--amplitude", type=float, default=1.0)
     s.add_argument("--snr", type=float)
@@ -548,8 +572,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("probe", help="measure a trained run: norms, dropout, Hessian ...")
     s.add_argument("--checkpoint", required=True, metavar="RUN_DIR",
                    help="a folder written by `train` (config.json + checkpoint.pt)")
-    s.add_argument("--probe", required=True,
-                   help="norms, dropout, propagation, hessian, bn-finetune, test-batch-size")
+    s.add_argument("--probe", required=True, choices=_deep_names.PROBES)
     s.add_argument("--option", action="append", metavar="KEY=VALUE", help="probe option")
     s.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     common(s)
@@ -565,7 +588,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--cpu", action="store_true",
                    help="the verdict-bearing deep size: ~3 hours on 2 CPU cores, resumable")
     g.add_argument("--full", action="store_true", help="paper scale (a GPU)")
-    g.add_argument("--size", choices=("tiny", "quick", "cpu", "full"),
+    g.add_argument("--size", choices=_reproduce_sizes(),
                    help="any size by name (tiny: seconds, structure only)")
     s.add_argument("--out", default="reproduce_out", help="output folder")
     s.add_argument("--seed", type=int, default=0)
@@ -645,10 +668,37 @@ def _executor(a):
     return executor.use(kind, workers=a.workers, scheduler=a.scheduler)
 
 
-def _sim_args(s, R_init=0.0) -> None:
-    from perceptron_theory.simulate.online import ENGINES, METHODS
+def _method_help(layer: str) -> str:
+    """The layer's models with their summaries, and the deprecated names still accepted."""
+    text = "; ".join(f"{m}: {_vocab.MODELS[m].summary}" for m in _vocab.methods(layer))
+    old = ", ".join(f"{o} (= {n})" for o, n in _vocab.DEPRECATED[layer].items())
+    return text + (f"; deprecated: {old}" if old else "")
 
-    s.add_argument("--method", choices=tuple(METHODS), required=True)
+
+def _init_args(s, R_init=INITIAL_CONDITIONS["R_init"]) -> None:
+    """--gamma-init, --R-init, --L-init with the defaults of vocabulary.INITIAL_CONDITIONS."""
+    s.add_argument("--gamma-init", type=float, default=INITIAL_CONDITIONS["gamma_init"])
+    s.add_argument("--R-init", type=float, default=R_init)
+    s.add_argument("--L-init", type=float, default=INITIAL_CONDITIONS["L_init"],
+                   help="|w|/sqrt(N); for sgd the output scale Q")
+
+
+def _curve_students() -> tuple:
+    from perceptron_theory.theory.generalization import STUDENTS
+
+    return STUDENTS
+
+
+def _reproduce_sizes() -> tuple:
+    from validation._deep import SIZES
+
+    return SIZES
+
+
+def _sim_args(s, R_init=INITIAL_CONDITIONS["R_init"]) -> None:
+    # the numba-free names (simulate.online's tables are checked against them by a test)
+    s.add_argument("--method", choices=_vocab.methods("simulate"), required=True,
+                   help=_method_help("simulate"))
     s.add_argument("--activation", "--student", choices=ACTIVATIONS, required=True,
                    dest="activation")
     s.add_argument("--teacher", choices=ACTIVATIONS,
@@ -659,10 +709,9 @@ def _sim_args(s, R_init=0.0) -> None:
     s.add_argument("--zeta", type=float, default=0.0, help="per-sample decay zeta/2 gamma^2")
     s.add_argument("--seeds", type=int, default=4, help="independent runs")
     s.add_argument("--seed", type=int, default=0, help="first seed")
-    s.add_argument("--R-init", type=float, default=R_init)
-    s.add_argument("--L-init", type=float, default=1.0)
-    s.add_argument("--gamma-init", type=float, default=1.0)
-    s.add_argument("--engine", choices=ENGINES, default="vector" if R_init == 0.0 else "reduced",
+    _init_args(s, R_init=R_init)
+    s.add_argument("--engine", choices=_vocab.ENGINES,
+                   default="vector" if R_init == 0.0 else "reduced",
                    help="online engine: N-vectors or the exact reduced chain")
 
 
@@ -672,8 +721,9 @@ def _range(text: str):
         a, b, n = float(a), float(b), int(n)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected A:B:N, got {text!r}") from None
-    if n < 2 or not (np.isfinite(a) and np.isfinite(b)):
-        raise argparse.ArgumentTypeError(f"expected finite A:B and N >= 2, got {text!r}")
+    if not (2 <= n <= RANGE_MAX_POINTS and np.isfinite(a) and np.isfinite(b)):
+        raise argparse.ArgumentTypeError(f"expected finite A:B and 2 <= N <= "
+                                         f"{RANGE_MAX_POINTS:g}, got {text!r}")
     return a, b, n
 
 
@@ -683,19 +733,46 @@ def _version() -> str:
     return __version__
 
 
+def _fail(exc: BaseException, code: int = 2) -> int:
+    """The message on one line of stderr (whitespace runs joined), exit status ``code``."""
+    msg = " ".join(str(exc).split()) or type(exc).__name__
+    print(f"perceptron-theory: error: {msg}", file=sys.stderr)
+    return code
+
+
+def _interrupted(args) -> int:
+    """Ctrl-C: one line and exit status 130 (128 + SIGINT), as shells do."""
+    hint = {"train": "; the run folder resumes with the same command and --resume",
+            "reproduce": "; results.json and report.md were left as they were"}
+    hint = hint.get(args.command, "")
+    print(f"perceptron-theory: interrupted{hint}", file=sys.stderr)
+    return 130
+
+
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
+    # our deprecated names (vocabulary.DEPRECATED) warn on stderr, once per place
+    warnings.filterwarnings("default", category=DeprecationWarning, module="perceptron_theory")
     try:
+        check_cli_args(parser, args)  # generic checks of every option, before any work
         return args.func(args)
     except (ValueError, FileNotFoundError) as exc:  # bad input, a missing input file
-        print(f"perceptron-theory: error: {exc}", file=sys.stderr)
-        return 2
+        return _fail(exc)
+    except KeyboardInterrupt:
+        return _interrupted(args)
     except BrokenPipeError:  # e.g. piped into `head`
         sys.stderr.close()
         return 0
+    except MemoryError as exc:  # an estimate in the checks was too optimistic
+        return _fail(f"out of memory ({exc}); try smaller sizes")
+    except Exception as exc:  # a bug: one line, the traceback with -v
+        if args.verbose:
+            raise
+        return _fail(f"internal error: {type(exc).__name__}: {exc} (rerun with -v for the "
+                     "traceback, and please report it)", code=1)
 
 
 if __name__ == "__main__":  # pragma: no cover

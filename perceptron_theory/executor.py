@@ -37,7 +37,7 @@ import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
-from perceptron_theory.store import plain
+from perceptron_theory._io import plain
 
 __all__ = ["Unit", "Executor", "SerialExecutor", "LocalExecutor", "DaskExecutor",
            "get_executor", "use", "current", "run_units", "EXECUTORS"]
@@ -399,7 +399,7 @@ def run_units(units: Sequence[Unit], *, executor: Executor | None = None, store=
         if store is not None:
             store.put(u.kind, u.key, res, function=u.function, config=u.config)
         # what a later call reads from the store: JSON types, whether stored or not
-        res = json.loads(json.dumps(res, default=plain))
+        res = json.loads(json.dumps(plain(res)))
         results[i] = res
         if bar is not None:
             bar.update()

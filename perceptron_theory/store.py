@@ -28,35 +28,18 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import math
 import os
 from pathlib import Path
 
-__all__ = ["Store", "default_root", "unit_key", "source_fingerprint", "plain"]
+from perceptron_theory._io import plain
+
+__all__ = ["Store", "default_root", "unit_key", "source_fingerprint"]
 
 
 def default_root() -> Path:
     """``$XDG_CACHE_HOME/perceptron_theory`` or ``~/.cache/perceptron_theory``."""
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return Path(base) / "perceptron_theory"
-
-
-def plain(obj):
-    """``json.dumps`` default: numpy arrays and scalars to lists and numbers; non-finite
-    floats are kept (the payload checksum is over this exact text)."""
-    import numpy as np
-
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, (np.floating, np.integer, np.bool_)):
-        return obj.item()
-    if isinstance(obj, Path):
-        return str(obj)
-    if isinstance(obj, (set, frozenset)):
-        return sorted(obj)
-    if hasattr(obj, "to_dict"):
-        return obj.to_dict()
-    raise TypeError(f"not JSON-serializable: {type(obj).__name__}")
 
 
 @functools.cache
@@ -85,7 +68,7 @@ def unit_key(function: str, config, *, code: bool = True) -> str:
     doc = {"function": function, "config": config, "version": __version__}
     if code:
         doc["source"] = source_fingerprint()
-    text = json.dumps(doc, sort_keys=True, default=plain, allow_nan=True)
+    text = json.dumps(plain(doc), sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -132,11 +115,11 @@ class Store:
         ``meta`` (the configuration, the function) is kept beside it for people."""
         from perceptron_theory._io import atomic_write_text
 
-        payload = json.loads(json.dumps(payload, default=plain))
+        payload = json.loads(json.dumps(plain(payload)))
         text = json.dumps(payload, sort_keys=True)
         entry = {"key": key, **{k: v for k, v in meta.items() if k not in ("key", "payload")},
                  "payload": payload, "sha256": _digest(text)}
-        return atomic_write_text(self.path(kind, key), json.dumps(entry, default=plain))
+        return atomic_write_text(self.path(kind, key), json.dumps(plain(entry)))
 
     def discard(self, kind: str, key: str) -> None:
         """Remove an entry (absent is fine)."""
@@ -149,9 +132,3 @@ class Store:
         """Number of entries (of one kind)."""
         base = self.root / kind if kind else self.root
         return sum(1 for _ in base.rglob("*.json")) if base.exists() else 0
-
-
-def finite_or_none(x):
-    """``x`` as a float, or None when not finite (strict JSON)."""
-    x = float(x)
-    return x if math.isfinite(x) else None

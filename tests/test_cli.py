@@ -27,8 +27,8 @@ def test_integrals_json_matches_library(capsys):
 
 def test_dynamics_plot_and_json(capsys, tmp_path):
     png = tmp_path / "traj.png"
-    rc, out, _ = run(capsys, "dynamics", "--method", "bn", "--activation", "relu", "--lr", "0.5",
-                     "--zeta", "0.25", "--t-max", "10", "--n-points", "11", "--json",
+    rc, out, _ = run(capsys, "dynamics", "--method", "wn-decay", "--activation", "relu",
+                     "--lr", "0.5", "--zeta", "0.25", "--t-max", "10", "--n-points", "11", "--json",
                      "--plot", str(png))
     assert rc == 0
     d = json.loads(out)
@@ -37,7 +37,7 @@ def test_dynamics_plot_and_json(capsys, tmp_path):
 
 
 def test_lr_limits_sweep(capsys):
-    rc, out, _ = run(capsys, "lr-limits", "--method", "bn", "--activation", "relu",
+    rc, out, _ = run(capsys, "lr-limits", "--method", "wn-decay", "--activation", "relu",
                      "--zeta-range", "0:1:3", "--fast", "--json")
     assert rc == 0
     rows = json.loads(out)
@@ -49,8 +49,10 @@ def test_lr_limits_sweep(capsys):
     (["integrals", "--activation", "relu", "--Q", "-1", "--R", "0"], "Q"),
     (["integrals", "--activation", "relu", "--Q", "1", "--R", "1.5"], "R"),
     (["integrals", "--activation", "relu", "--Q", "nan", "--R", "0"], "Q"),
-    (["dynamics", "--method", "bn", "--activation", "relu", "--lr", "0", "--zeta", "0.1"], "lr"),
-    (["dynamics", "--method", "bn", "--activation", "relu", "--lr", "1", "--zeta", "-0.1"], "zeta"),
+    (["dynamics", "--method", "wn-decay", "--activation", "relu", "--lr", "0", "--zeta", "0.1"],
+     "lr"),
+    (["dynamics", "--method", "wn-decay", "--activation", "relu", "--lr", "1", "--zeta", "-0.1"],
+     "zeta"),
     (["lr-limits", "--method", "wn", "--activation", "relu", "--zeta", "0.2"], "zeta"),
     (["integrals", "--activation", "tanh", "--Q", "1", "--R", "0"], "activation"),
     (["dynamics", "--method", "adam", "--activation", "relu", "--lr", "1"], "method"),
@@ -80,11 +82,11 @@ def test_reproduce_one_claim_writes_report(capsys, tmp_path):
 def test_curve_json_matches_library(capsys):
     from perceptron_theory.theory import generalization as G
 
-    rc, out, _ = run(capsys, "curve", "--student", "linear", "--method", "ridge",
+    rc, out, _ = run(capsys, "curve", "--student", "linear", "--method", "wn-decay",
                      "--alpha-range", "0.5:2:4", "--noise", "0.25", "--zeta", "0.25", "--json")
     assert rc == 0
     d = json.loads(out)
-    ref = G.learning_curve("linear", "ridge", [0.5, 1.0, 1.5, 2.0], noise=0.25, zeta=0.25)
+    ref = G.learning_curve("linear", "wn-decay", [0.5, 1.0, 1.5, 2.0], noise=0.25, zeta=0.25)
     assert d["eps"] == pytest.approx(list(ref.eps), rel=1e-12)
 
 
@@ -99,13 +101,13 @@ def test_curve_replica_relu_and_plot(capsys, tmp_path):
 
 @pytest.mark.parametrize("argv, word", [
     (["curve", "--student", "relu", "--method", "min-norm", "--alpha", "2.5"], "alpha"),
-    (["curve", "--student", "linear", "--method", "ridge", "--alpha", "1", "--noise", "-1"],
+    (["curve", "--student", "linear", "--method", "wn-decay", "--alpha", "1", "--noise", "-1"],
      "noise"),
-    (["curve", "--student", "linear", "--method", "ridge", "--alpha", "1", "--zeta", "-1"],
+    (["curve", "--student", "linear", "--method", "wn-decay", "--alpha", "1", "--zeta", "-1"],
      "zeta"),
-    (["curve", "--student", "linear", "--method", "ridge", "--alpha", "1", "--beta", "0"],
+    (["curve", "--student", "linear", "--method", "wn-decay", "--alpha", "1", "--beta", "0"],
      "beta"),
-    (["curve", "--student", "linear", "--method", "ridge"], "alpha"),
+    (["curve", "--student", "linear", "--method", "wn-decay"], "alpha"),
 ])
 def test_curve_bad_input(capsys, argv, word):
     assert main(argv) == 2
@@ -266,3 +268,76 @@ def test_figure_bad_input(capsys, argv, word):
         raise SystemExit(main(argv))
     _, err = capsys.readouterr()
     assert e.value.code == 2 and len(err.strip().splitlines()) == 1 and word in err
+
+
+# ------------------------------------------------------------ registries drive the CLI
+def _choices(*path):
+    """The ``choices`` of option ``path[-1]`` of sub-command ``path[0]``."""
+    import argparse
+
+    from perceptron_theory.cli import build_parser
+
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    sp = sub.choices[path[0]]
+    return tuple(next(a for a in sp._actions if path[1] in a.option_strings).choices)
+
+
+def test_cli_choices_are_the_registries():
+    from perceptron_theory import vocabulary as V
+    from perceptron_theory.deep import names
+    from perceptron_theory.simulate.online import ENGINES, METHODS
+    from perceptron_theory.theory import dynamics, generalization, integrals
+    from validation._deep import SIZES
+
+    assert integrals.ACTIVATIONS is V.ACTIVATIONS
+    for cmd in ("integrals", "dynamics", "lr-limits", "simulate", "max-lr"):
+        assert _choices(cmd, "--activation") == V.ACTIVATIONS
+    for cmd in ("dynamics", "lr-limits"):
+        assert _choices(cmd, "--method") == dynamics.METHODS + tuple(V.DEPRECATED["dynamics"])
+    assert _choices("curve", "--method") == generalization.METHODS + ("bn", "ridge")
+    assert _choices("curve", "--student") == generalization.STUDENTS
+    for cmd in ("simulate", "max-lr"):
+        assert _choices(cmd, "--method") == tuple(METHODS) == V.methods("simulate")
+        assert _choices(cmd, "--engine") == ENGINES
+    assert _choices("train", "--norm") == names.NORMS
+    assert _choices("train", "--model") == names.MODELS
+    assert _choices("train", "--dataset") == names.DATASETS
+    assert _choices("train", "--schedule") == names.SCHEDULES
+    assert _choices("probe", "--probe") == names.PROBES
+    assert _choices("reproduce", "--size") == SIZES
+
+
+def test_kernel_activation_codes_cover_the_one_activation_list():
+    from perceptron_theory import vocabulary as V
+    from perceptron_theory.simulate import kernels
+
+    assert tuple(kernels.ACTIVATION_CODES) == V.ACTIVATIONS
+    assert sorted(kernels.ACTIVATION_CODES.values()) == list(range(len(V.ACTIVATIONS)))
+
+
+def test_torch_free_names_match_the_torch_registries():
+    pytest.importorskip("torch")
+    from perceptron_theory.deep import data, models, names, norms, penalties, probes, train
+
+    assert names.NORMS == norms.norm_names()
+    assert names.MODELS == tuple(models.MODELS)
+    assert names.DATASETS == tuple(data.DATASETS)
+    assert names.SCHEDULES == tuple(train.SCHEDULES)
+    assert names.PENALTIES == tuple(penalties.PENALTIES)
+    assert names.PROBES == tuple(probes.PROBES)
+
+
+@pytest.mark.parametrize("argv, new", [
+    (["dynamics", "--method", "bn", "--activation", "relu", "--lr", "0.5", "--zeta", "0.1",
+      "--t-max", "1", "--n-points", "2", "--json"], "wn-decay"),
+    (["curve", "--student", "linear", "--method", "ridge", "--alpha", "1.5", "--zeta", "0.1",
+      "--json"], "wn-decay"),
+])
+def test_deprecated_method_names_work_and_say_so(capsys, argv, new):
+    import warnings
+
+    with warnings.catch_warnings(record=True) as rec:
+        rc, out, _ = run(capsys, *argv)
+    assert rc == 0 and json.loads(out)["method"] == new
+    assert any(issubclass(w.category, DeprecationWarning) and "deprecated alias" in
+               str(w.message) for w in rec)

@@ -139,46 +139,41 @@ def test_gamma_decay_of_weight_norm_gains():
     assert value.item() == pytest.approx(float((g.detach() ** 2).sum()), rel=1e-6)
 
 
-def _zeta_by_hand(h, gamma, beta, M, activation="relu"):
-    """Luo et al. eq. 3 per channel, numpy float64, eps = 0."""
+def _zeta_theory(h, gamma, beta, M, activation="relu"):
+    """The one zeta(h): :func:`perceptron_theory.theory.batchnorm.zeta_theorem1` per
+    channel (numpy float64, eps = 0), with the curvature A'' of ``activation`` at the PN
+    output gamma h_hat + beta."""
+    from scipy.special import expit
+
+    from perceptron_theory.theory.batchnorm import zeta_theorem1
+
     h = np.asarray(h, dtype=float)
     C = h.shape[1]
     hc = np.moveaxis(h, 1, 0).reshape(C, -1)
     out = []
     for c in range(C):
         v = hc[c]
-        mu, sd = v.mean(), v.std()
-        hhat = (v - mu) / sd
-        rho = np.mean((v - mu) ** 4) / sd**4 - 3.0
-        ht = gamma[c] * hhat + beta[c]
-        a = 1.0 / (1.0 + np.exp(-ht)) if activation == "relu" else np.ones_like(ht)
-        out.append((rho + 2) / (8 * M) * np.mean(a * hhat**2) + np.mean(a) / (2 * M))
+        hhat = (v - v.mean()) / v.std()
+        curv = expit(gamma[c] * hhat + beta[c]) if activation == "relu" else 1.0
+        out.append(zeta_theorem1(v, M, curv).zeta)  # rho estimated from v, as the penalty
     return np.array(out)
 
 
-@pytest.mark.parametrize("shape", [(6, 2), (3, 2, 2, 2)])
+@pytest.mark.parametrize("shape", [(6, 2), (3, 2, 2, 2), (200, 1)])
 @pytest.mark.parametrize("activation", ["relu", "linear"])
-def test_adaptive_zeta_by_hand(shape, activation):
+def test_adaptive_zeta_is_the_theory_modules_zeta(shape, activation):
+    """The torch penalty's zeta_c(h) equals theory.batchnorm.zeta_theorem1 channel by
+    channel (dense and conv inputs, heavy tails, both curvatures); float32 vs float64."""
     h = torch.randn(*shape, generator=_gen(6)) * 1.7 + 0.4
     h[0, 0] += 3.0   # a heavy tail in channel 0 (nonzero kurtosis)
-    gamma, beta = torch.tensor([0.5, 2.0]), torch.tensor([0.3, -1.0])
+    if shape == (200, 1):
+        h = torch.randn(*shape, generator=_gen(7)).exp()    # skewed, heavy-tailed
+    C = shape[1]
+    gamma, beta = torch.tensor([0.5, 2.0][:C]), torch.tensor([0.3, -1.0][:C])
     zeta = adaptive_zeta(h, gamma, beta, 8, activation=activation, eps=1e-12)
-    expect = _zeta_by_hand(h.numpy(), gamma.numpy(), beta.numpy(), 8, activation)
+    expect = _zeta_theory(h.double().numpy(), gamma.numpy(), beta.numpy(), 8, activation)
     np.testing.assert_allclose(zeta.numpy(), expect, rtol=1e-5)
     assert not zeta.requires_grad
-
-
-def test_adaptive_zeta_agrees_with_the_theory_module():
-    from perceptron_theory.theory.batchnorm import zeta_theorem1
-
-    h = torch.randn(200, 1, generator=_gen(7)).exp()    # skewed, heavy-tailed
-    gamma, beta = torch.tensor([1.3]), torch.tensor([0.2])
-    ours = adaptive_zeta(h, gamma, beta, 32, eps=1e-12).item()
-    v = h[:, 0].double().numpy()
-    hhat = (v - v.mean()) / v.std()
-    curv = 1.0 / (1.0 + np.exp(-(1.3 * hhat + 0.2)))
-    theirs = zeta_theorem1(v, 32, curv).zeta
-    assert ours == pytest.approx(theirs, rel=1e-5)
 
 
 def test_adaptive_gamma_decay_value_and_detached_zeta():
@@ -190,7 +185,7 @@ def test_adaptive_gamma_decay_value_and_detached_zeta():
     value = pen(net, rec)
     h = net.fc(x).detach().numpy()
     gamma = net.bn.weight.detach().numpy()
-    zeta = _zeta_by_hand(h, gamma, net.bn.bias.detach().numpy(), 6)
+    zeta = _zeta_theory(h, gamma, net.bn.bias.detach().numpy(), 6)
     assert value.item() == pytest.approx(1.5 * float((zeta * gamma**2).sum()), rel=1e-4)
     value.backward()
     # only gamma^2 carries a gradient: d/dgamma = 2 coef zeta gamma, nothing upstream

@@ -116,7 +116,7 @@ def _full_vectors(rng, state, method, N):
     return w, wstar
 
 
-@pytest.mark.parametrize("method", ["bn", "sgd"])
+@pytest.mark.parametrize("method", ["wn-decay", "sgd"])
 def test_reduced_coordinates_reproduce_full_vectors(method):
     """Per-sample identity: the N = 2000-dimensional update and the 3-coordinate one.
 
@@ -125,10 +125,10 @@ def test_reduced_coordinates_reproduce_full_vectors(method):
     """
     N, M = 2000, 300
     rng = np.random.default_rng(11)
-    state = (0.8, 0.5, 1.2) if method == "bn" else (0.8, 0.5)
+    state = (0.8, 0.5, 1.2) if method == "wn-decay" else (0.8, 0.5)
     w, wstar = _full_vectors(rng, state, method, N)
     X = rng.standard_normal((M, N)) / math.sqrt(N)
-    full = _step(method, w, wstar, X, state, 1.5, 0.3 if method == "bn" else 0.0, "relu", N)
+    full = _step(method, w, wstar, X, state, 1.5, 0.3 if method == "wn-decay" else 0.0, "relu", N)
     u = w / np.linalg.norm(w)
     e_perp = wstar - (wstar @ u) * u
     e_perp /= np.linalg.norm(e_perp)
@@ -136,7 +136,7 @@ def test_reduced_coordinates_reproduce_full_vectors(method):
     chi2 = N * np.sum(X * X, axis=1) - a * a - b * b
     w3, wstar3 = _reduced_vectors(state, method, N)
     reduced = _step(method, w3, wstar3, _reduced_inputs(a, b, chi2, N), state, 1.5,
-                    0.3 if method == "bn" else 0.0, "relu", N)
+                    0.3 if method == "wn-decay" else 0.0, "relu", N)
     np.testing.assert_allclose(reduced, full, rtol=0, atol=1e-8)
 
 
@@ -155,7 +155,7 @@ STEP_LR = 1.5
 
 
 @pytest.mark.parametrize("activation", ACTIVATIONS)
-@pytest.mark.parametrize("method, zeta", [("bn", 0.3), ("wn", 0.0), ("sgd", 0.0)])
+@pytest.mark.parametrize("method, zeta", [("wn-decay", 0.3), ("wn", 0.0), ("sgd", 0.0)])
 def test_rhs_is_the_expected_finite_N_one_step_change(method, zeta, activation):
     r"""N E[one-step change] at N = 2000 vs rhs, M = 10^6 independent steps from one w.
 
@@ -218,7 +218,7 @@ def test_jacobian_matches_central_differences(method, activation):
     rng = np.random.default_rng(5 + dynamics.METHODS.index(method))
     for _ in range(3):
         lr = rng.uniform(0.1, 3.0)
-        zeta = rng.uniform(0.0, 1.0) if method == "bn" else 0.0
+        zeta = rng.uniform(0.0, 1.0) if method == "wn-decay" else 0.0
         y = np.array([rng.uniform(0.3, 2.0), rng.uniform(-0.9, 0.9), rng.uniform(0.5, 2.0)])
         if method == "sgd":
             y = y[:2]
@@ -248,7 +248,7 @@ def test_small_lr_fixed_point_gamma0(activation, zeta):
     For erf the root uses an independent 1D quadrature of I1 (smooth integrand,
     200 nodes, error < 1e-14); brentq xtol 1e-14, so 1e-12 agreement.
     """
-    fp = dynamics.fixed_point("bn" if zeta else "wn", activation, zeta)
+    fp = dynamics.fixed_point("wn-decay" if zeta else "wn", activation, zeta)
     hand = {"relu": 1 / (1 + 2 * zeta), "linear": 1 / (1 + zeta)}.get(activation)
     assert fp.R == 1.0 and fp.converged and fp.lr is None
     assert dynamics.gamma0_closed_form(activation, zeta) == (
@@ -288,7 +288,7 @@ def test_small_lr_long_time_limit(activation, zeta):
     <= 3e-4): tolerance 2 % of the shift, which still catches any factor-class error.
     (The module docstring's 1 - R* ~ eta_eff gamma0 I2 / 2 drops D: see the report.)
     """
-    method = "bn" if zeta else "wn"
+    method = "wn-decay" if zeta else "wn"
     lr = 1e-3
     g0 = dynamics.fixed_point(method, activation, zeta).gamma
     t_max = _horizon(method, activation, lr, zeta, (g0, 1.0, 1.0))
@@ -314,11 +314,11 @@ def test_small_lr_long_time_limit(activation, zeta):
         assert one_minus_R == pytest.approx(lr * g0 * (1 - g0) ** 2 / 4, rel=1e-12)
 
 
-FINITE_LR_CASES = [("bn", 0.5, 0.5, 1.0), ("bn", 0.2, 1.5, 1.3), ("wn", 0.0, 1.0, 1.0),
-                   ("wn", 0.0, 0.01, 1.0), ("bn", 0.1, 0.01, 1.0),
+FINITE_LR_CASES = [("wn-decay", 0.5, 0.5, 1.0), ("wn-decay", 0.2, 1.5, 1.3), ("wn", 0.0, 1.0, 1.0),
+                   ("wn", 0.0, 0.01, 1.0), ("wn-decay", 0.1, 0.01, 1.0),
                    # past the BN crossover for ReLU (eta_eff 2.5 > eta_max 2.4) and linear
                    # (2.7 > 2.2): the stable R* ~ 0.83-0.85 exists (branch + integration)
-                   ("bn", 0.1, 3.0, 1.0)]
+                   ("wn-decay", 0.1, 3.0, 1.0)]
 
 
 @pytest.mark.parametrize("activation", ACTIVATIONS)
@@ -368,18 +368,18 @@ def test_quasi_static_branch_is_the_long_time_limit(activation):
     br = dynamics.quasi_static_branch(activation, zeta, grid, L0=L0)
     assert br.converged.all() and np.all(br.max_real_eig < 0)
     assert np.all(np.diff(br.R) < 0) and np.all(br.R < 1)  # slides away from R = 1
-    g0 = dynamics.fixed_point("bn", activation, zeta).gamma
+    g0 = dynamics.fixed_point("wn-decay", activation, zeta).gamma
     for ee, g, R in zip(grid, br.gamma, br.R, strict=True):
         lr = ee * L0**2 / g0
-        t_max = _horizon("bn", activation, lr, zeta, (g, R, L0))
-        tr = dynamics.integrate("bn", activation, lr=lr, zeta=zeta, gamma_init=g - 0.02,
+        t_max = _horizon("wn-decay", activation, lr, zeta, (g, R, L0))
+        tr = dynamics.integrate("wn-decay", activation, lr=lr, zeta=zeta, gamma_init=g - 0.02,
                                 R_init=R - 0.02, L_init=L0, t_max=t_max, n_points=3,
                                 freeze_L=True, rtol=1e-10, atol=1e-13)
         assert abs(tr.gamma[-1] - g) < 1e-7 and abs(tr.R[-1] - R) < 1e-7
 
 
 @pytest.mark.parametrize("activation", ACTIVATIONS)
-@pytest.mark.parametrize("method, zeta, lr", [("bn", 0.5, 0.5), ("wn", 0.0, 1.0),
+@pytest.mark.parametrize("method, zeta, lr", [("wn-decay", 0.5, 0.5), ("wn", 0.0, 1.0),
                                               ("wn", 0.0, 1.5)])
 def test_eigenvalue_is_the_measured_decay_rate(method, zeta, lr, activation):
     """Slope of log|R - R*| along a trajectory started near the fixed point.
@@ -420,8 +420,8 @@ def test_lr_limits_closed_forms(zeta):
     """Hand derivations (module docstring of this file)."""
     for activation, eta_bn, lam in (("relu", 2 * (1 + 2 * zeta), -(zeta + 0.5)),
                                     ("linear", 2 * (1 + zeta), -(1 + zeta))):
-        g0 = dynamics.fixed_point("bn", activation, zeta).gamma
-        bn = dynamics.lr_limits("bn", activation, zeta, exact=False)
+        g0 = dynamics.fixed_point("wn-decay", activation, zeta).gamma
+        bn = dynamics.lr_limits("wn-decay", activation, zeta, exact=False)
         assert bn.eta_max == pytest.approx(eta_bn, rel=1e-12)
         assert bn.lambda_gamma_per_lr == pytest.approx(lam, rel=1e-12)
         assert bn.eta_eff_per_lr == pytest.approx(g0, rel=1e-15)
@@ -436,7 +436,7 @@ def test_lr_limits_closed_forms(zeta):
 @pytest.mark.parametrize("L0", [0.5, 2.0])
 def test_lr_limits_scale_with_L0(L0):
     """eta_eff = lr gamma0 / L0^2 (BN), lr / L0^2 (WN): lr_critical = eta_max L0^2 / gamma0."""
-    for method, zeta in (("bn", 0.5), ("wn", 0.0)):
+    for method, zeta in (("wn-decay", 0.5), ("wn", 0.0)):
         lim = dynamics.lr_limits(method, "relu", zeta, L0=L0, exact=False)
         assert lim.lr_critical == pytest.approx(lim.eta_max * L0**2 / lim.gamma0, rel=1e-12)
 
@@ -449,7 +449,7 @@ def test_prop4_bn_max_rate_exceeds_wn_plus_2_zeta(activation):
     """Luo et al. Prop. 4: eta_max^bn >= eta_max^wn + 2 zeta, on a zeta grid."""
     wn = dynamics.lr_limits("wn", activation, 0.0, exact=False).eta_max
     for zeta in ZETA_GRID:
-        bn = dynamics.lr_limits("bn", activation, zeta, exact=False).eta_max
+        bn = dynamics.lr_limits("wn-decay", activation, zeta, exact=False).eta_max
         assert bn >= wn + 2 * zeta, (zeta, bn, wn)
 
 
@@ -491,7 +491,7 @@ def test_lr_critical_separates_convergence_from_escape(method, activation):
 def test_linear_sgd_error_decays_exactly(lr):
     """Linear SGD: d eps/dt = -(2 lr - lr^2) eps exactly (eps = 1 - 2QR + Q^2, from the
     ODE by hand). Solver rtol 1e-10: tolerance 1e-7 relative + 1e-11 absolute."""
-    tr = dynamics.integrate("sgd", "linear", lr=lr, gamma_init=0.5, R_init=0.2, t_max=10.0,
+    tr = dynamics.integrate("sgd", "linear", lr=lr, L_init=0.5, R_init=0.2, t_max=10.0,
                             rtol=1e-10, atol=1e-13)
     eps0 = 1 - 2 * 0.5 * 0.2 + 0.25
     np.testing.assert_allclose(tr.eps, eps0 * np.exp(-(2 * lr - lr**2) * tr.t),
@@ -501,7 +501,7 @@ def test_linear_sgd_error_decays_exactly(lr):
 def test_linear_sgd_blows_up_above_lr_2():
     """lr = 5: eps = eps0 e^{15 t} grows until Q = blowup = 1e6 (eps ~ Q^2), so
     t_diverged = log(1e12 / eps0) / 15 up to O(R/Q); no NaN slips into eps."""
-    tr = dynamics.integrate("sgd", "linear", lr=5.0, gamma_init=0.5, R_init=0.0, t_max=50.0)
+    tr = dynamics.integrate("sgd", "linear", lr=5.0, L_init=0.5, R_init=0.0, t_max=50.0)
     assert tr.diverged and tr.t_diverged is not None
     eps0 = 1.25
     assert tr.t_diverged == pytest.approx(math.log(1e12 / eps0) / 15, rel=1e-4)
@@ -514,16 +514,16 @@ def test_linear_sgd_blows_up_above_lr_2():
 
 
 def test_integrate_erf_at_large_gamma_does_not_crash():
-    """BUG (reported): gamma_init = 3e4 is valid, but erf's closed forms cancel
+    """BUG (reported): Q(0) = L_init = 3e4 is valid, but erf's closed forms cancel
     catastrophically (sqrt(-Q^4 + (Q^2 + 1)^2) etc.) and the math-module scalar kernel
     raises an anonymous 'math domain error' ValueError from inside solve_ivp. I2 and
     the drift are tiny but finite there (test_integrals.test_erf_I2_at_large_Q)."""
-    tr = dynamics.integrate("sgd", "erf", lr=1.0, gamma_init=3e4, R_init=0.5, t_max=1.0)
+    tr = dynamics.integrate("sgd", "erf", lr=1.0, L_init=3e4, R_init=0.5, t_max=1.0)
     assert np.all(np.isfinite(tr.gamma)) and np.all(np.isfinite(tr.eps))
 
 
 @pytest.mark.parametrize("activation", ACTIVATIONS)
-@pytest.mark.parametrize("method, zeta", [("bn", 0.5), ("wn", 0.0), ("sgd", 0.0)])
+@pytest.mark.parametrize("method, zeta", [("wn-decay", 0.5), ("wn", 0.0), ("sgd", 0.0)])
 def test_normal_run_is_finite(method, zeta, activation):
     tr = dynamics.integrate(method, activation, lr=0.5, zeta=zeta, t_max=20.0, n_points=41)
     assert not tr.diverged and tr.t_diverged is None and tr.status == 0
@@ -538,31 +538,32 @@ def test_normal_run_is_finite(method, zeta, activation):
 def test_bad_arguments_name_the_parameter():
     cases = [
         (lambda: dynamics.integrate("adam", "relu", lr=1.0), r"^method must be one of"),
-        (lambda: dynamics.integrate("bn", "tanh", lr=1.0), r"^activation must be one of"),
-        (lambda: dynamics.integrate("bn", "relu", lr=1.0, zeta=-0.1), r"^zeta must"),
-        (lambda: dynamics.integrate("bn", "relu", lr=1.0, zeta=math.nan), r"^zeta must"),
+        (lambda: dynamics.integrate("wn-decay", "tanh", lr=1.0), r"^activation must be one of"),
+        (lambda: dynamics.integrate("wn-decay", "relu", lr=1.0, zeta=-0.1), r"^zeta must"),
+        (lambda: dynamics.integrate("wn-decay", "relu", lr=1.0, zeta=math.nan), r"^zeta must"),
         (lambda: dynamics.integrate("wn", "relu", lr=1.0, zeta=0.1), r"^zeta must be 0"),
         (lambda: dynamics.integrate("sgd", "relu", lr=1.0, zeta=0.1), r"^zeta must be 0"),
-        (lambda: dynamics.integrate("bn", "relu", lr=0.0), r"^lr must"),
-        (lambda: dynamics.integrate("bn", "relu", lr=-1.0), r"^lr must"),
-        (lambda: dynamics.integrate("bn", "relu", lr=1.0, R_init=1.5), r"^R_init must"),
-        (lambda: dynamics.integrate("bn", "relu", lr=1.0, R_init=-1.01), r"^R_init must"),
-        (lambda: dynamics.integrate("bn", "relu", lr=1.0, t_max=0.0), r"^t_max must"),
-        (lambda: dynamics.integrate("bn", "relu", lr=1.0, t_max=-3.0), r"^t_max must"),
-        (lambda: dynamics.integrate("bn", "relu", lr=1.0, gamma_init=0.0), r"^gamma_init must"),
-        (lambda: dynamics.integrate("bn", "relu", lr=1.0, L_init=-1.0), r"^L_init must"),
-        (lambda: dynamics.integrate("bn", "relu", lr=1.0, n_points=1), r"^n_points must"),
-        (lambda: dynamics.rhs("bn", "relu", lr=math.inf), r"^lr must"),
+        (lambda: dynamics.integrate("wn-decay", "relu", lr=0.0), r"^lr must"),
+        (lambda: dynamics.integrate("wn-decay", "relu", lr=-1.0), r"^lr must"),
+        (lambda: dynamics.integrate("wn-decay", "relu", lr=1.0, R_init=1.5), r"^R_init must"),
+        (lambda: dynamics.integrate("wn-decay", "relu", lr=1.0, R_init=-1.01), r"^R_init must"),
+        (lambda: dynamics.integrate("wn-decay", "relu", lr=1.0, t_max=0.0), r"^t_max must"),
+        (lambda: dynamics.integrate("wn-decay", "relu", lr=1.0, t_max=-3.0), r"^t_max must"),
+        (lambda: dynamics.integrate("wn-decay", "relu", lr=1.0, gamma_init=0.0),
+         r"^gamma_init must"),
+        (lambda: dynamics.integrate("wn-decay", "relu", lr=1.0, L_init=-1.0), r"^L_init must"),
+        (lambda: dynamics.integrate("wn-decay", "relu", lr=1.0, n_points=1), r"^n_points must"),
+        (lambda: dynamics.rhs("wn-decay", "relu", lr=math.inf), r"^lr must"),
         (lambda: dynamics.rhs("xx", "relu", lr=1.0), r"^method must"),
-        (lambda: dynamics.jacobian("bn", "relu", 1.0, 0.1, (1.0, 1.2, 1.0)), r"^R must"),
-        (lambda: dynamics.jacobian("bn", "relu", 1.0, 0.1, (0.0, 0.5, 1.0)), r"^gamma must"),
-        (lambda: dynamics.jacobian("bn", "relu", 1.0, 0.1, (1.0, 0.5, 0.0)), r"^L must"),
-        (lambda: dynamics.fixed_point("bn", "relu", -1.0), r"^zeta must"),
+        (lambda: dynamics.jacobian("wn-decay", "relu", 1.0, 0.1, (1.0, 1.2, 1.0)), r"^R must"),
+        (lambda: dynamics.jacobian("wn-decay", "relu", 1.0, 0.1, (0.0, 0.5, 1.0)), r"^gamma must"),
+        (lambda: dynamics.jacobian("wn-decay", "relu", 1.0, 0.1, (1.0, 0.5, 0.0)), r"^L must"),
+        (lambda: dynamics.fixed_point("wn-decay", "relu", -1.0), r"^zeta must"),
         (lambda: dynamics.fixed_point("wn", "relu", 0.5), r"^zeta must be 0"),
-        (lambda: dynamics.fixed_point("bn", "relu", 0.5, lr=0.0), r"^lr must"),
-        (lambda: dynamics.fixed_point("bn", "relu", 0.5, L=0.0), r"^L must"),
-        (lambda: dynamics.lr_limits("bn", "relu", math.inf), r"^zeta must"),
-        (lambda: dynamics.lr_limits("bn", "relu", 0.5, L0=-2.0), r"^L0 must"),
+        (lambda: dynamics.fixed_point("wn-decay", "relu", 0.5, lr=0.0), r"^lr must"),
+        (lambda: dynamics.fixed_point("wn-decay", "relu", 0.5, L=0.0), r"^L must"),
+        (lambda: dynamics.lr_limits("wn-decay", "relu", math.inf), r"^zeta must"),
+        (lambda: dynamics.lr_limits("wn-decay", "relu", 0.5, L0=-2.0), r"^L0 must"),
         (lambda: dynamics.gamma0_closed_form("relu", -0.5), r"^zeta must"),
         (lambda: dynamics.quasi_static_branch("relu", 0.5, [1.0, 0.5]), r"^eta_eff must"),
         (lambda: dynamics.quasi_static_branch("relu", 0.5, [0.0, 0.5]), r"^eta_eff must"),
@@ -594,8 +595,37 @@ def test_bad_lr_is_rejected(lr, method):
        method=st.sampled_from(["wn", "sgd"]))
 def test_bad_zeta_is_rejected(zeta, positive, method):
     with pytest.raises(ValueError, match=r"^zeta must"):
-        dynamics.integrate("bn", "relu", lr=1.0, zeta=zeta)
+        dynamics.integrate("wn-decay", "relu", lr=1.0, zeta=zeta)
     with pytest.raises(ValueError, match=r"^zeta must"):
-        dynamics.lr_limits("bn", "relu", zeta, exact=False)
+        dynamics.lr_limits("wn-decay", "relu", zeta, exact=False)
     with pytest.raises(ValueError, match=r"^zeta must be 0"):
         dynamics.integrate(method, "relu", lr=1.0, zeta=positive)
+
+
+# ==================================================================== one vocabulary
+def test_deprecated_bn_is_wn_decay_with_a_warning():
+    """``"bn"`` (the old name of the ODE model) still works for one release, warning."""
+    with pytest.warns(DeprecationWarning, match="deprecated alias of 'wn-decay'"):
+        old = dynamics.integrate("bn", "relu", lr=0.5, zeta=0.25, t_max=2.0, n_points=5)
+    new = dynamics.integrate("wn-decay", "relu", lr=0.5, zeta=0.25, t_max=2.0, n_points=5)
+    assert old.method == "wn-decay"
+    np.testing.assert_array_equal(old.R, new.R)
+    with pytest.warns(DeprecationWarning):
+        assert dynamics.lr_limits("bn", "relu", 0.25, exact=False).method == "wn-decay"
+
+
+def test_default_initial_condition_is_the_vocabulary_one():
+    """gamma = 1, R = 0, L = 1 (``vocabulary.INITIAL_CONDITIONS``); for sgd Q(0) = L_init,
+    and the old gamma_init-as-Q still works with a warning."""
+    from perceptron_theory.vocabulary import INITIAL_CONDITIONS
+
+    for method, zeta in (("wn-decay", 0.5), ("wn", 0.0), ("sgd", 0.0)):
+        tr = dynamics.integrate(method, "relu", lr=0.5, zeta=zeta, t_max=1.0, n_points=2)
+        start = (tr.gamma[0], tr.R[0], tr.L[0])   # the solver's output at t = 0 (1 ulp)
+        np.testing.assert_allclose(start, [INITIAL_CONDITIONS[k] for k in
+                                           ("gamma_init", "R_init", "L_init")], atol=1e-15)
+    tr = dynamics.integrate("sgd", "relu", lr=0.5, L_init=0.7, t_max=1.0)
+    assert tr.gamma[0] == pytest.approx(0.7, abs=1e-15)
+    with pytest.warns(DeprecationWarning, match="gamma_init as Q"):
+        tr = dynamics.integrate("sgd", "relu", lr=0.5, gamma_init=0.6, t_max=1.0)
+    assert tr.gamma[0] == pytest.approx(0.6, abs=1e-15) and tr.L[0] == tr.gamma[0]

@@ -339,17 +339,18 @@ def test_bn_decay_models():
 def test_learning_curve_dispatch_and_conventions():
     a = np.array([0.5, 1.5, 3.0])
     M = 32
-    scaled = gen.learning_curve("linear", "bn", a, noise=S, batch_size=M)
+    scaled = gen.learning_curve("linear", "wn-decay", a, noise=S, batch_size=M)
     np.testing.assert_allclose(scaled.eps, gen.ridge_linear(a, a / (2 * M), S).eps)
     np.testing.assert_allclose(scaled.zeta, a / (2 * M))
     assert "alpha * zeta_ps" in scaled.note and "M=32" in scaled.note
-    plug = gen.learning_curve("linear", "bn", a, noise=S, batch_size=M, decay_convention="sum")
+    plug = gen.learning_curve("linear", "wn-decay", a, noise=S, batch_size=M,
+                              decay_convention="sum")
     np.testing.assert_allclose(plug.eps, gen.ridge_linear(a, 1 / (2 * M), S).eps)
     assert "plug-in" in plug.note
-    th1 = gen.learning_curve("linear", "bn", a, noise=S, batch_size=M,
+    th1 = gen.learning_curve("linear", "wn-decay", a, noise=S, batch_size=M,
                              decay_convention="theorem1")
     np.testing.assert_allclose(th1.eps, scaled.eps)  # BN's decay is convention-free
-    r = gen.learning_curve("linear", "ridge", a, noise=S, zeta=0.1, decay_convention="decay2")
+    r = gen.learning_curve("linear", "wn-decay", a, noise=S, zeta=0.1, decay_convention="decay2")
     np.testing.assert_allclose(r.eps, gen.ridge_linear(a, 0.1 * a, S).eps)
     mn = gen.learning_curve("linear", "min-norm", a, noise=S)
     np.testing.assert_allclose(mn.eps, gen.min_norm_linear(a, S).eps)
@@ -363,13 +364,13 @@ def test_replica_branch_delegates_in_the_sum_convention():
     from perceptron_theory.theory import replica
 
     alphas = [0.5, 2.0]
-    c = gen.learning_curve("relu", "bn", alphas, noise=S, batch_size=16)
+    c = gen.learning_curve("relu", "wn-decay", alphas, noise=S, batch_size=16)
     ref = replica.learning_curve(alphas, student="relu", teacher="linear", noise=S,
                                  zeta=np.array(alphas) / 32)
     np.testing.assert_allclose(c.eps, ref.eps, rtol=1e-10)
     np.testing.assert_allclose(c.zeta, np.array(alphas) / 32)
-    assert c.method == "bn" and "replica" in c.note and "M=16" in c.note
-    c = gen.learning_curve("relu", "ridge", [0.5], noise=S, zeta=0.1, include_noise=True)
+    assert c.method == "wn-decay" and "replica" in c.note and "M=16" in c.note
+    c = gen.learning_curve("relu", "wn-decay", [0.5], noise=S, zeta=0.1, include_noise=True)
     r = replica.solve(0.5, student="relu", noise=S, zeta=0.1)
     assert c.eps[0] == pytest.approx(r.eps + S, rel=1e-10)
 
@@ -393,7 +394,7 @@ bad_nonneg = st.one_of(st.floats(max_value=-1e-12), st.just(float("nan")))
 @given(alpha=bad_pos)
 def test_bad_alpha(alpha):
     for f in (lambda: gen.ridge_linear(alpha, 0.1, S), lambda: gen.min_norm_linear(alpha, S),
-              lambda: gen.learning_curve("linear", "ridge", [1.0, alpha], noise=S),
+              lambda: gen.learning_curve("linear", "wn-decay", [1.0, alpha], noise=S),
               lambda: gen.mp_stieltjes(alpha, 0.1), lambda: gen.relu_exhaustive(alpha, S)):
         with pytest.raises(ValueError, match="alpha"):
             f()
@@ -412,7 +413,7 @@ def test_bad_noise(noise):
 @given(zeta=bad_nonneg)
 def test_bad_zeta(zeta):
     with pytest.raises(ValueError, match="zeta"):
-        gen.learning_curve("linear", "ridge", 1.5, noise=S, zeta=zeta)
+        gen.learning_curve("linear", "wn-decay", 1.5, noise=S, zeta=zeta)
     with pytest.raises(ValueError, match="zeta"):
         gen.ridge_parts(1.5, zeta)
 
@@ -421,14 +422,14 @@ def test_bad_zeta(zeta):
 @given(beta=st.one_of(st.floats(max_value=0.0), st.just(float("nan")), st.just("hot")))
 def test_bad_beta(beta):
     with pytest.raises(ValueError, match="beta"):
-        gen.learning_curve("linear", "ridge", 1.5, noise=S, zeta=0.1, beta=beta)
+        gen.learning_curve("linear", "wn-decay", 1.5, noise=S, zeta=0.1, beta=beta)
 
 
 @HYP
 @given(alpha=st.floats(0.01, 10), zeta=st.floats(0, 50), noise=st.floats(0, 5),
        beta=st.one_of(st.just(math.inf), st.floats(0.1, 100)))
 def test_good_input_gives_finite_consistent_curves(alpha, zeta, noise, beta):
-    c = gen.learning_curve("linear", "ridge", alpha, noise=noise, zeta=zeta, beta=beta)
+    c = gen.learning_curve("linear", "wn-decay", alpha, noise=noise, zeta=zeta, beta=beta)
     finite = zeta > 0 or alpha > 1 + 1e-9 or (math.isinf(beta) and (alpha < 1 or noise == 0))
     if finite:
         assert np.isfinite(c.eps[0]) and c.eps[0] >= 0
@@ -439,22 +440,38 @@ def test_good_input_gives_finite_consistent_curves(alpha, zeta, noise, beta):
 
 def test_bad_choices_and_combinations():
     with pytest.raises(ValueError, match="student"):
-        gen.learning_curve("erf", "ridge", 1.0, noise=S)
+        gen.learning_curve("erf", "wn-decay", 1.0, noise=S)
     with pytest.raises(ValueError, match="method"):
         gen.learning_curve("linear", "sgd", 1.0, noise=S)
     with pytest.raises(ValueError, match="decay_convention"):
-        gen.learning_curve("linear", "ridge", 1.0, noise=S, decay_convention="mean")
-    with pytest.raises(ValueError, match="batch_size"):
+        gen.learning_curve("linear", "wn-decay", 1.0, noise=S, decay_convention="mean")
+    with pytest.raises(ValueError, match="batch_size"), pytest.warns(DeprecationWarning):
         gen.learning_curve("linear", "bn", 1.0, noise=S)
     with pytest.raises(ValueError, match="batch_size"):
-        gen.learning_curve("linear", "bn", 1.0, noise=S, batch_size=1)
+        gen.learning_curve("linear", "wn-decay", 1.0, noise=S, batch_size=1)
     with pytest.raises(ValueError, match="batch_size"):
-        gen.learning_curve("linear", "ridge", 1.0, noise=S, batch_size=32)
+        gen.learning_curve("linear", "min-norm", 1.0, noise=S, batch_size=32)
+    with pytest.raises(ValueError, match="zeta"):
+        gen.learning_curve("linear", "wn-decay", 1.0, noise=S, batch_size=32, zeta=0.1)
     with pytest.raises(ValueError, match="zeta"):
         gen.learning_curve("linear", "min-norm", 1.0, noise=S, zeta=0.1)
     with pytest.raises(ValueError, match="bn_decay"):
-        gen.learning_curve("linear", "bn", 1.0, noise=S, batch_size=32, bn_decay="approx")
+        gen.learning_curve("linear", "wn-decay", 1.0, noise=S, batch_size=32, bn_decay="approx")
     with pytest.raises(ValueError, match="student"):
         gen.eps_gamma_R("erf", 1.0, 0.5)
     with pytest.raises(ValueError, match="zeta_ps"):
         gen.sum_decay_from_per_sample(-1.0, 1.0)
+
+
+def test_deprecated_method_names_warn_and_map_to_wn_decay():
+    """``ridge`` and ``bn`` (old names of ``wn-decay``) work for one release, warning."""
+    a = [0.5, 2.0]
+    with pytest.warns(DeprecationWarning, match="'ridge' of curve is a deprecated alias"):
+        r = gen.learning_curve("linear", "ridge", a, noise=S, zeta=0.1)
+    np.testing.assert_array_equal(r.eps, gen.learning_curve("linear", "wn-decay", a, noise=S,
+                                                            zeta=0.1).eps)
+    with pytest.warns(DeprecationWarning, match="'bn' of curve"):
+        b = gen.learning_curve("linear", "bn", a, noise=S, batch_size=32)
+    assert b.method == "wn-decay"
+    np.testing.assert_array_equal(b.eps, gen.learning_curve("linear", "wn-decay", a, noise=S,
+                                                            batch_size=32).eps)

@@ -84,7 +84,7 @@ def test_relu_noiseless_curve_meets_recovery():
 
 def _drop_negative_label_constraint(monkeypatch):
     """Patch the ReLU prox to Luo et al.'s eq. 25 model: region 0 (w.x <= 0 on y <= 0) free."""
-    orig = R._relu_wedges
+    orig = R.expectations._relu_wedges
 
     def no_constraint(x):
         theta, a, b = orig(x)
@@ -92,7 +92,7 @@ def _drop_negative_label_constraint(monkeypatch):
         a[0] = 0.0
         return theta, a, b
 
-    monkeypatch.setattr(R, "_relu_wedges", no_constraint)
+    monkeypatch.setattr(R.expectations, "_relu_wedges", no_constraint)
 
 
 def test_paper_eq25_is_the_saddle_point_without_the_negative_label_constraint(monkeypatch):
@@ -164,7 +164,7 @@ def test_relu_finite_beta_approaches_zero_temperature():
 def test_relu_finite_beta_quadrature_converged(monkeypatch):
     kw = dict(student="relu", noise=S, zeta=0.25, beta=100.0)
     e1 = R.solve(1.0, **kw).eps
-    monkeypatch.setattr(R, "_FINITE_N", 2 * R._FINITE_N)
+    monkeypatch.setattr(R.expectations, "_FINITE_N", 2 * R.expectations._FINITE_N)
     assert R.solve(1.0, **kw).eps == pytest.approx(e1, rel=1e-8)
 
 

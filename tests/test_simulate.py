@@ -258,7 +258,7 @@ def test_empirical_max_lr_sgd_linear_is_two():
 @pytest.mark.parametrize("kwargs,word", [
     (dict(N=2), "N"), (dict(lr=0.0), "lr"), (dict(lr=-1.0), "lr"),
     (dict(method="bogus"), "method"), (dict(method="bn", batch_size=1), "batch_size"),
-    (dict(method="wn", zeta=0.1), "zeta"), (dict(method="wn-decay", zeta=0.0), "zeta"),
+    (dict(method="wn", zeta=0.1), "zeta"), (dict(method="wn-decay", zeta=-0.1), "zeta"),
     (dict(method="ghost-bn", batch_size=8, ghost_size=3), "ghost_size"),
     (dict(activation="tanh"), "activation"), (dict(engine="gpu"), "engine"),
     (dict(t_max=-1.0), "t_max"), (dict(noise=-0.1), "noise"), (dict(seeds=0), "seeds"),

@@ -37,7 +37,7 @@ def test_l_eq6_detects_a_missing_eta_squared_term(monkeypatch):
     monkeypatch.setattr(l_eq6.D, "rhs", wrong_rhs)
     res = l_eq6.check(quick=True, seed=0)
     failed = {c.quantity for c in res.comparisons if not c.ok}
-    assert any(q.startswith("dR/dt bn/relu") for q in failed), failed
+    assert any(q.startswith("dR/dt wn-decay/relu") for q in failed), failed
 
 
 def test_l_t1_detects_the_papers_printed_eta_max(monkeypatch):
@@ -46,7 +46,7 @@ def test_l_t1_detects_the_papers_printed_eta_max(monkeypatch):
 
     def paper_limits(method, activation, zeta=0.0, L0=1.0, exact=True):
         r = true(method, activation, zeta, L0, exact=exact)
-        if method == "bn":
+        if method == "wn-decay":
             import dataclasses
 
             return dataclasses.replace(r, eta_max=D.eta_max_paper(activation, zeta))
@@ -73,7 +73,7 @@ def test_rms_slope_recovers_a_known_exponent():
 
 
 def _small_trajectory_run(**kw):
-    return l_eq6.trajectory_comparisons("relu", ("wn", "wn", 0.0), (250, 1000), seeds=(32, 16),
+    return l_eq6.trajectory_comparisons("relu", ("wn", 0.0), (250, 1000), seeds=(32, 16),
                                         t_max=4.0, n_points=9, seed=12345,
                                         rng=np.random.default_rng(0), **kw)
 
@@ -97,11 +97,13 @@ def test_ode_vs_simulation_detects_a_wrong_rate(monkeypatch):
     assert any("max_t |<R>_sim - R_ode|" in q for q in failed), failed
 
 
-def test_simulate_passes_q_as_the_length_for_sgd():
-    """For plain SGD the ODE's gamma_init is Q(0): the simulation must start at L = Q."""
-    r = l_eq6.simulate("sgd", "linear", 250, 2, 0, 1.0, 3, gamma_init=0.5)
+def test_sgd_starts_at_the_same_scale_in_the_ode_and_the_simulation():
+    """For plain SGD the scale Q is the length L in both layers (SGD_INIT: L = 0.5)."""
+    r = l_eq6.simulate("sgd", "linear", 250, 2, 0, 1.0, 3)
     np.testing.assert_allclose(r.L[:, 0], 0.5)
     np.testing.assert_allclose(r.gamma[:, 0], 0.5)  # the plain student's gamma is Q
+    tr = l_eq6._ode("sgd", "linear", 0.0, 1.0, 3)
+    assert tr.gamma[0] == pytest.approx(0.5, abs=1e-15) and tr.L[0] == tr.gamma[0]
 
 
 # ------------------------------------------------ L-T1: empirical maximum learning rate
@@ -109,7 +111,7 @@ def test_criterion_crossing_limits():
     """As tol -> 0 the ODE criterion tends to Table 1's eta_max = 2 for WN (transcritical)
     and to 0 for wn-decay, whose fixed point is never at R = 1 (t_max -> inf)."""
     wn = [l_t1.criterion_crossing("wn", "relu", 0.0, tol, 400.0) for tol in (0.01, 0.002)]
-    bn = [l_t1.criterion_crossing("bn", "relu", 0.25, tol, 400.0) for tol in (0.01, 0.002)]
+    bn = [l_t1.criterion_crossing("wn-decay", "relu", 0.25, tol, 400.0) for tol in (0.01, 0.002)]
     assert 2.0 < wn[1] < wn[0] < 2.1
     assert 0.0 < bn[1] < bn[0] < 0.5
     assert bn[1] < 0.3 * bn[0]  # 1 - R* ~ eta_eff: the crossing is ~ linear in tol

@@ -30,6 +30,8 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from perceptron_theory._io import plain
+
 __all__ = ["Comparison", "CheckResult", "Check", "REGISTRY", "register", "compare", "expect",
            "finding", "verdict_of", "VERDICTS", "T_VERDICT"]
 
@@ -79,11 +81,7 @@ class Comparison:
         return math.nan
 
     def to_dict(self) -> dict:
-        d = asdict(self)
-        d["values"] = [None if not math.isfinite(v) else v for v in self.values]
-        for k in ("predicted", "measured", "stderr", "tolerance"):
-            if not math.isfinite(d[k]):  # strict JSON has no NaN
-                d[k] = None
+        d = plain(asdict(self), finite_only=True)  # strict JSON has no NaN
         if self.kind == "finding":
             d["t"] = None if not math.isfinite(self.t) else self.t
         return d

@@ -39,7 +39,7 @@ def one_step_drift(method: str, activation: str, lr: float, zeta: float, point, 
                    n_samples: int, seed: int = 0, chunk: int = 2000) -> dict:
     """N times the mean one-step change of the order parameters, with standard errors.
 
-    ``point`` is ``(gamma, R, L)`` for ``"bn"``/``"wn"`` and ``(Q, R)`` for ``"sgd"``.
+    ``point`` is ``(gamma, R, L)`` for ``"wn-decay"``/``"wn"`` and ``(Q, R)`` for ``"sgd"``.
     Each sample applies one SGD step from the same weights with a fresh
     ``x ~ N(0, I/N)``; the order parameters after the step are computed exactly.
     Returns ``{"gamma"|"Q": (mean, se), "R": ..., "L": ...}`` in units of d/dt (t = j/N).

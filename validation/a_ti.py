@@ -310,8 +310,8 @@ def check_snr(quick: bool = True, seed: int = 0, size: str | None = None) -> Che
                    snrs[0], snrs[-1])]
     if len(snrs) > 2:
         for key, what in (("eff_l2", "effective |w_eff|_2"), ("raw_l2", "raw |w|_2")):
-            for (la, ra), (lb, rb) in zip(zip(labels, snrs), list(zip(labels, snrs))[1:],
-                                          strict=False):
+            pairs = list(zip(labels, snrs, strict=True))
+            for (la, ra), (lb, rb) in zip(pairs, pairs[1:], strict=False):
                 comps.append(order(key, what, la, lb, t2[ra], t2[rb], ra, rb))
     xs = np.array(snrs)
     ref = {k: runs.final(labels[0], k).mean() for k in KEYS}

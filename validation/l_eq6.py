@@ -7,8 +7,9 @@ finite differences of the right-hand side for the sympy Jacobian.
 
 ODE vs simulation (:mod:`perceptron_theory.simulate.online`, section 5): whole
 trajectories of online SGD at N = 250, 1000, 4000 from one initial condition against
-:func:`~perceptron_theory.theory.dynamics.integrate`, for BN-as-ODE (``"wn-decay"`` in
-``simulate``, ``"bn"`` in ``theory``), WN and plain SGD with ReLU and linear students.
+:func:`~perceptron_theory.theory.dynamics.integrate`, for BN-as-ODE (``"wn-decay"``, one
+name in both, :mod:`perceptron_theory.vocabulary`), WN and plain SGD with ReLU and linear
+students.
 Two ways the simulation approaches the ODE are measured separately:
 
 * the seed-to-seed spread: the rms deviation of a single run from the ODE,
@@ -47,13 +48,14 @@ from validation._finite_n import gaussian_moments, one_step_drift
 CLAIM = "L-eq6"
 
 # ----------------------------------------------- 5. ODE vs simulation: constants
-#: (simulation method, ODE method, zeta): BN read as WN + gamma decay is "wn-decay" in
-#: ``simulate`` and "bn" in ``theory.dynamics``
-SIM_CASES = (("wn-decay", "bn", 0.25), ("wn", "wn", 0.0), ("sgd", "sgd", 0.0))
+#: (method, zeta): the same model names in ``simulate`` and ``theory.dynamics``
+SIM_CASES = (("wn-decay", 0.25), ("wn", 0.0), ("sgd", 0.0))
 SIM_ACTIVATIONS = ("relu", "linear")  # teacher = student activation
 SIM_LR = 1.0  # per-sample rate: eta_eff <= 1 along every trajectory, below eta_max
-#: one initial condition for all; for "sgd" gamma_init is Q(0) (the simulation's L_init)
+#: one initial condition for all: output scale 0.5 (gamma for the normalized students,
+#: the length L = Q for the plain one), R = 0.2
 SIM_INIT = {"R_init": 0.2, "gamma_init": 0.5, "L_init": 1.0}
+SGD_INIT = {"R_init": 0.2, "L_init": 0.5}
 SIM_N = (250, 1000, 4000)
 #: allowance BIAS_COEF / N for the O(1/N) bias of the mean: |N (mean - ode)| <= 0.4 in
 #: every case and field at lr = 1, N = 250, 4000 seeds (measured once; lr = 1.5: <= 0.75)
@@ -75,11 +77,11 @@ SIM_SIZE = {
     # "seeds" per N of SIM_N: the rms slope's variance is ~ 1/K(N_min) + 1/K(N_max) and a
     # run costs ~ K N, so the small N get more seeds
     True: {"seeds": (64, 48, 24), "t_max": 6.0, "n_points": 13,
-           "bias_cases": (("wn", "wn", 0.0, "linear", "L"),), "bias_N": (32, 64, 128),
+           "bias_cases": (("wn", 0.0, "linear", "L"),), "bias_N": (32, 64, 128),
            "bias_seeds": 1000, "vec_N": 500, "vec_seeds": 64, "vec_t_max": 4.0,
            "bn_N": (500, 2000), "bn_seeds": 32, "bn_t_max": 40.0, "bn_long": None},
     False: {"seeds": (512, 256, 128), "t_max": 20.0, "n_points": 41,
-            "bias_cases": (("wn", "wn", 0.0, "linear", "L"), ("wn", "wn", 0.0, "relu", "R")),
+            "bias_cases": (("wn", 0.0, "linear", "L"), ("wn", 0.0, "relu", "R")),
             "bias_N": (32, 64, 128, 256), "bias_seeds": 4000, "vec_N": 500,
             "vec_seeds": 256, "vec_t_max": 8.0, "bn_N": (1000, 4000), "bn_seeds": 128,
             "bn_t_max": 60.0,
@@ -104,10 +106,10 @@ def check(quick: bool = True, seed: int = 0) -> CheckResult:
     # 2. right-hand side vs finite-N one-step drift
     N = 2000 if quick else 4000
     n_steps = 16_000 if quick else 100_000
-    cases = (("bn", "relu", 1.5, 0.25, (0.8, 0.6, 1.2)),
+    cases = (("wn-decay", "relu", 1.5, 0.25, (0.8, 0.6, 1.2)),
              ("wn", "erf", 1.0, 0.0, (1.1, 0.3, 0.9)),
              ("sgd", "relu", 1.0, 0.0, (0.8, 0.6)),
-             ("bn", "linear", 0.8, 0.1, (0.7, 0.5, 1.0)))
+             ("wn-decay", "linear", 0.8, 0.1, (0.7, 0.5, 1.0)))
     for method, act, lr, zeta, pt in cases:
         drift = one_step_drift(method, act, lr, zeta, pt, N=N, n_samples=n_steps,
                                seed=int(rng.integers(1 << 31)))
@@ -124,15 +126,16 @@ def check(quick: bool = True, seed: int = 0) -> CheckResult:
                                       f"O(1/N) allowance {allow:.3g}"))
     # 3. fixed points: root vs long-time ODE integration (L frozen: quasi-static)
     for act, zeta, eta_eff in (("relu", 0.25, 1.0), ("linear", 0.0625, 1.5), ("erf", 0.25, 2.0)):
-        g0 = D.fixed_point("bn", act, zeta).gamma
+        g0 = D.fixed_point("wn-decay", act, zeta).gamma
         lr = eta_eff / g0
         br = D.quasi_static_branch(act, zeta, np.linspace(eta_eff / 20, eta_eff, 20))
-        tr = D.integrate("bn", act, lr=lr, zeta=zeta, gamma_init=0.5, R_init=0.3,
+        tr = D.integrate("wn-decay", act, lr=lr, zeta=zeta, gamma_init=0.5, R_init=0.3,
                          t_max=400.0, freeze_L=True, rtol=1e-10, atol=1e-12)
-        comps.append(compare(CLAIM, f"quasi-static R* bn/{act} zeta={zeta} eta_eff={eta_eff}",
+        comps.append(compare(CLAIM, f"quasi-static R* wn-decay/{act} zeta={zeta} "
+                                    f"eta_eff={eta_eff}",
                              br.R[-1], tr.R[-1], atol=1e-6,
                              note="root (continuation) vs solve_ivp endpoint at t=400"))
-        comps.append(compare(CLAIM, f"quasi-static gamma* bn/{act} zeta={zeta}",
+        comps.append(compare(CLAIM, f"quasi-static gamma* wn-decay/{act} zeta={zeta}",
                              br.gamma[-1], tr.gamma[-1], atol=1e-6,
                              note="root (continuation) vs solve_ivp endpoint at t=400"))
     # 4. sympy Jacobian vs finite differences of the right-hand side
@@ -155,9 +158,10 @@ def check(quick: bool = True, seed: int = 0) -> CheckResult:
     plots = []
     for act in ("relu", "linear"):
         ss = []
-        for method, zeta in (("bn", 0.25), ("wn", 0.0), ("sgd", 0.0)):
-            tr = D.integrate(method, act, lr=0.5, zeta=zeta, gamma_init=0.5, R_init=0.05,
-                             t_max=60.0, n_points=121)
+        for method, zeta in (("wn-decay", 0.25), ("wn", 0.0), ("sgd", 0.0)):
+            init = {"L_init": 0.5} if method == "sgd" else {"gamma_init": 0.5}
+            tr = D.integrate(method, act, lr=0.5, zeta=zeta, R_init=0.05, t_max=60.0,
+                             n_points=121, **init)
             ss.append(series(f"{method} R", tr.t, tr.R))
             ss.append(series(f"{method} gamma", tr.t, tr.gamma, style="dashed"))
         plots.append(Plot(f"ODE trajectories ({act}, lr=0.5)", "t = steps / N",
@@ -197,27 +201,27 @@ def _case_name(sim_method: str, zeta: float, activation: str) -> str:
 @functools.lru_cache(maxsize=256)
 def simulate(method: str, activation: str, N: int, seeds: int, seed: int, t_max: float,
              n_points: int, *, zeta: float = 0.0, lr: float = SIM_LR, engine: str = "reduced",
-             batch_size: int = 1, freeze_L: bool = False, R_init: float = SIM_INIT["R_init"],
-             gamma_init: float = SIM_INIT["gamma_init"], L_init: float = SIM_INIT["L_init"]):
-    """:func:`perceptron_theory.simulate.online.run`, memoized (the runs are seeded and
-    deterministic; a check run twice in one process, as in the tests, reuses them).
-
-    For ``"sgd"`` ``gamma_init`` is Q(0), passed to the simulation as its ``L_init``.
-    """
+             batch_size: int = 1, freeze_L: bool = False, init=None):
+    """:func:`perceptron_theory.simulate.online.run` from ``init`` (default
+    :func:`_init`), memoized (the runs are seeded and deterministic; a check run twice in
+    one process, as in the tests, reuses them)."""
     from perceptron_theory.simulate import online  # numba: loaded on first use
 
-    if method == "sgd":
-        L_init, gamma_init = gamma_init, 1.0
+    init = dict(_init(method) if init is None else init)
     return online.run(method, activation, N=N, lr=lr, zeta=zeta, t_max=t_max,
                       n_points=n_points, seeds=seeds, seed=seed, engine=engine,
-                      batch_size=batch_size, freeze_L=freeze_L, R_init=R_init,
-                      gamma_init=gamma_init, L_init=L_init)
+                      batch_size=batch_size, freeze_L=freeze_L, **init)
 
 
-def _ode(ode_method: str, activation: str, zeta: float, t_max: float, n_points: int,
+def _init(method: str) -> dict:
+    """The check's initial condition for ``method`` (:data:`SIM_INIT`, :data:`SGD_INIT`)."""
+    return SGD_INIT if method == "sgd" else SIM_INIT
+
+
+def _ode(method: str, activation: str, zeta: float, t_max: float, n_points: int,
          lr: float = SIM_LR, init=None):
-    init = SIM_INIT if init is None else init
-    return D.integrate(ode_method, activation, lr=lr, zeta=zeta, t_max=t_max,
+    init = _init(method) if init is None else init
+    return D.integrate(method, activation, lr=lr, zeta=zeta, t_max=t_max,
                        n_points=n_points, rtol=1e-10, atol=1e-12, **init)
 
 
@@ -258,9 +262,9 @@ def trajectory_comparisons(activation: str, case, Ns, *, seeds, t_max: float,
     ``seeds``: the number of seeds at each N of ``Ns``. Returns the comparisons and the
     data of the figure (ODE, means, SEs, rms per N).
     """
-    sim_method, ode_method, zeta = case
+    sim_method, zeta = case
     name = _case_name(sim_method, zeta, activation)
-    tr = _ode(ode_method, activation, zeta, t_max, n_points)
+    tr = _ode(sim_method, activation, zeta, t_max, n_points)
     runs = {N: simulate(sim_method, activation, N, K, seed + 10_000 * k, t_max, n_points,
                         zeta=zeta) for k, (N, K) in enumerate(zip(Ns, seeds, strict=True))}
     comps, fig = [], {"t": tr.t, "ode": {}, "mean": {}, "se": {}, "rms": {}}
@@ -300,8 +304,8 @@ def bias_ladder(case, activation: str, field: str, Ns, *, seeds: int, t_max: flo
     Returns ``(bias, se, slope, slope_se)``; the slope is the log-log regression, its SE
     the bootstrap over seeds.
     """
-    sim_method, ode_method, zeta = case
-    tr = _ode(ode_method, activation, zeta, t_max, 2)
+    sim_method, zeta = case
+    tr = _ode(sim_method, activation, zeta, t_max, 2)
     ends = []
     for k, N in enumerate(Ns):
         r = simulate(sim_method, activation, N, seeds, seed + 10_000 * k, t_max, 2, zeta=zeta)
@@ -317,7 +321,7 @@ def bias_ladder(case, activation: str, field: str, Ns, *, seeds: int, t_max: flo
 
 def engine_comparisons(*, N: int, seeds: int, t_max: float, seed: int) -> list:
     """The reduced chain against the literal N-vector simulation (same law)."""
-    sim_method, _, zeta = SIM_CASES[0]
+    sim_method, zeta = SIM_CASES[0]
     act = SIM_ACTIVATIONS[0]
     n_points = int(round(2 * t_max)) + 1
     runs = {e: simulate(sim_method, act, N, seeds, seed + 10_000 * k, t_max, n_points,
@@ -370,13 +374,13 @@ def real_batch_bn(Ns, *, seeds: int, t_max: float, seed: int) -> tuple[list, dic
     for act in SIM_ACTIVATIONS:
         ode = {}
         for k, z in cands.items():
-            tr = D.integrate("bn", act, lr=BN_LR, zeta=z, t_max=t_max, n_points=n_points,
+            tr = D.integrate("wn-decay", act, lr=BN_LR, zeta=z, t_max=t_max, n_points=n_points,
                              freeze_L=True, rtol=1e-10, atol=1e-12, **BN_INIT)
             ode[k] = (float(_window(tr.t, tr.gamma)), float(_window(tr.t, tr.R)))
         meas = {}
         for k, N in enumerate(Ns):
             r = simulate("bn", act, N, seeds, seed + 10_000 * k, t_max, n_points, lr=BN_LR,
-                         batch_size=M, freeze_L=True, **BN_INIT)
+                         batch_size=M, freeze_L=True, init=tuple(BN_INIT.items()))
             g, R = _window(r.t, r.gamma), _window(r.t, r.R)
             meas[N] = {"gamma": (float(g.mean()), float(g.std(ddof=1) / math.sqrt(g.size))),
                        "R": (float(R.mean()), float(R.std(ddof=1) / math.sqrt(R.size))),
@@ -438,8 +442,8 @@ def ode_vs_simulation_section(quick: bool, seed: int) -> tuple[list, list, str]:
             figs[(case[0], act)] = fig
     # the 1/N bias, resolved on a ladder of small N with many seeds
     ladders = []
-    for k, (sm, om, z, act, field) in enumerate(cfg["bias_cases"]):
-        bias, se, slope, slope_se = bias_ladder((sm, om, z), act, field, cfg["bias_N"],
+    for k, (sm, z, act, field) in enumerate(cfg["bias_cases"]):
+        bias, se, slope, slope_se = bias_ladder((sm, z), act, field, cfg["bias_N"],
                                                 seeds=cfg["bias_seeds"], t_max=BIAS_T_MAX,
                                                 seed=_seed_block(seed, 2, k), rng=rng)
         Ns = np.array(cfg["bias_N"])
@@ -459,8 +463,7 @@ def ode_vs_simulation_section(quick: bool, seed: int) -> tuple[list, list, str]:
     if cfg["bn_long"] is not None:
         N, k, t_long = cfg["bn_long"]
         r = simulate("bn", "relu", N, k, _seed_block(seed, 5), t_long, 2, lr=BN_LR,
-                     batch_size=BN_BATCH,
-                     freeze_L=True, **BN_INIT)
+                     batch_size=BN_BATCH, freeze_L=True, init=tuple(BN_INIT.items()))
         bn["relu"]["long"] = {"N": N, "t": t_long, "gamma": float(r.mean("gamma")[0][-1]),
                               "beta": float(r.mean("beta")[0][-1])}
     comps.extend(bn_comps)
@@ -507,7 +510,7 @@ def _sim_plots(figs, ladders, cfg) -> list:
     for N in SIM_N:
         ser.append(s(f"sim N={N} (mean +- SE)", f["t"], f["mean"]["R"][N], f["se"]["R"][N],
                      style="points"))
-    sm, _, z = SIM_CASES[0]
+    sm, z = SIM_CASES[0]
     p1 = Plot(f"R(t): ODE vs simulation, {_case_name(sm, z, SIM_ACTIVATIONS[0])}, "
               f"lr={SIM_LR:g}", "t = samples / N", "R", tuple(ser))
     ser = []

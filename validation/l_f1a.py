@@ -24,7 +24,8 @@ Independent computations (numpy only; nothing here calls the closed forms):
 * **ReLU student, eq. 25.** At finite N: (i) the min-norm least-squares fit of the y > 0
   samples alone (the model eq. 25 actually describes); (ii) the min-norm *global
   minimizer* of 1/2 sum (y - relu(w.x))^2, i.e. least-distance programming (Lawson-Hanson,
-  NNLS) for ``w.x_p = y_p`` (y_p > 0), ``w.x_p <= 0`` (y_p <= 0); (iii) L-BFGS-B from random
+  NNLS; :mod:`perceptron_theory.simulate.finite_n`, with the other exact solvers) for
+  ``w.x_p = y_p`` (y_p > 0), ``w.x_p <= 0`` (y_p <= 0); (iii) L-BFGS-B from random
   initializations (keep the lowest training loss), which stalls on dead ReLU units.
 * **BN linear student, offline SGD** (Fig. 1a's squares; M = 32, S = 0.25).
   :func:`perceptron_theory.simulate.offline.run` sweeps ``P = alpha N`` samples for
@@ -61,13 +62,12 @@ Independent computations (numpy only; nothing here calls the closed forms):
 from __future__ import annotations
 
 import numpy as np
-from scipy.linalg import cho_factor, cho_solve
-from scipy.optimize import brentq, minimize, nnls
+from scipy.optimize import brentq, minimize
 from scipy.stats import chi2
 
 from perceptron_theory.plotting import Plot, series
 from perceptron_theory.simulate import data as sim_data
-from perceptron_theory.simulate import offline
+from perceptron_theory.simulate import finite_n, offline
 from perceptron_theory.simulate.kernels import RUNNING_MOMENTUM
 from perceptron_theory.simulate.online import exact_test_error
 from perceptron_theory.theory import batchnorm
@@ -98,27 +98,23 @@ RELU_INFEASIBLE_ALPHA = 1.7  # with S = 0.25 no zero-excess-loss ReLU student ex
 CURVES = {
     "min-norm": (lambda a: gen.learning_curve("linear", "min-norm", a, noise=NOISE).eps,
                  lambda a: 0.0),
-    "ridge zeta=S": (lambda a: gen.learning_curve("linear", "ridge", a, noise=NOISE,
+    "ridge zeta=S": (lambda a: gen.learning_curve("linear", "wn-decay", a, noise=NOISE,
                                                   zeta=NOISE).eps,
                      lambda a: NOISE),
-    "zeta=1/(2M) plug-in": (lambda a: gen.learning_curve("linear", "bn", a, noise=NOISE,
+    "zeta=1/(2M) plug-in": (lambda a: gen.learning_curve("linear", "wn-decay", a, noise=NOISE,
                                                          batch_size=BATCH,
                                                          decay_convention="sum").eps,
                             lambda a: 1.0 / (2 * BATCH)),
-    "zeta=alpha/(2M) per-sample": (lambda a: gen.learning_curve("linear", "bn", a, noise=NOISE,
-                                                                batch_size=BATCH).eps,
-                                   lambda a: a / (2 * BATCH)),
+    "zeta=alpha/(2M) per-sample": (lambda a: gen.learning_curve(
+        "linear", "wn-decay", a, noise=NOISE, batch_size=BATCH).eps, lambda a: a / (2 * BATCH)),
 }
 
 
 # ------------------------------------------------------------------- finite N, linear
 def _linear_draw(N: int, alpha: float, zetas: dict, rng, realized: bool):
     """One draw: conditional (and, if ``realized``, realized) eps for every curve."""
-    P = int(round(alpha * N))
-    X = rng.standard_normal((P, N)) / np.sqrt(N)
-    w_star = rng.standard_normal(N)
-    w_star *= np.sqrt(N) / np.linalg.norm(w_star)
-    y = X @ w_star + np.sqrt(NOISE) * rng.standard_normal(P)
+    X, y, w_star = finite_n.teacher_data(N, alpha, NOISE, rng)
+    P = X.shape[0]
     gram = X @ X.T if P < N else X.T @ X
     lam = np.linalg.eigvalsh(gram)  # the min(P, N) eigenvalues, all > 0 a.s.
     n_zero = N - min(P, N)
@@ -127,12 +123,7 @@ def _linear_draw(N: int, alpha: float, zetas: dict, rng, realized: bool):
         cond[name] = float((n_zero + np.sum((z * z + NOISE * lam) / (lam + z) ** 2)) / N)
         if not realized:
             continue
-        if z == 0.0:
-            w = np.linalg.lstsq(X, y, rcond=None)[0]
-        elif P < N:
-            w = X.T @ np.linalg.solve(gram + z * np.eye(P), y)
-        else:
-            w = np.linalg.solve(gram + z * np.eye(N), X.T @ y)
+        w = finite_n.ridge_fit(X, y, z)
         real[name] = float(np.sum((w - w_star) ** 2) / N)
     return P, real, cond
 
@@ -173,63 +164,17 @@ def _eps_relu(w, w_star, N):
     return 1.0 + 0.5 * (w @ w) / N - (w @ w_star) / N
 
 
-def _relu_loss(w, X, y):
-    s = X @ w
-    r = y - np.maximum(s, 0.0)
-    return 0.5 * float(r @ r), -(X.T @ (r * (s > 0)))
-
-
-def least_distance(G, h):
-    """``argmin |v|`` subject to ``G v >= h`` (Lawson & Hanson, ch. 23, via NNLS); None if empty."""
-    m, n = G.shape
-    if m == 0:
-        return np.zeros(n)
-    E = np.vstack([G.T, h[None, :]])
-    f = np.zeros(n + 1)
-    f[-1] = 1.0
-    u, _ = nnls(E, f, maxiter=50 * max(m, n))
-    r = E @ u - f
-    if abs(r[-1]) < 1e-10:
-        return None
-    return -r[:n] / r[-1]
-
-
-def relu_min_norm_interpolator(X, y):
-    """Min-norm w with relu(w.x_p) = y_p (y_p > 0) and w.x_p <= 0 (y_p <= 0), or None.
-
-    These are exactly the w reaching the smallest possible training loss
-    ``1/2 sum_{y_p <= 0} y_p^2`` of ``1/2 sum_p (y_p - relu(w.x_p))^2``.
-    """
-    pos = y > 0
-    A, B = X[pos], X[~pos]
-    U, s, Vt = np.linalg.svd(A, full_matrices=True)
-    r = int(np.sum(s > 1e-10 * s[0]))
-    if r < A.shape[0]:
-        return None  # more positive samples than dimensions: no exact fit
-    w0 = Vt[:r].T @ ((U[:, :r].T @ y[pos]) / s[:r])
-    Z = Vt[r:].T
-    v = least_distance(-(B @ Z), B @ w0)
-    if v is None:
-        return None
-    w = w0 + Z @ v
-    return w if np.all(B @ w <= 1e-8) else None
-
-
 def relu_finite_n(N: int, alpha: float, S: float, n_seeds: int, seed: int,
                   lbfgs_inits: int = 0, lbfgs_seeds: int = 0) -> dict:
     """Mean/SE of eps: the y>0-only fit, the min-norm interpolator, L-BFGS-B (random inits)."""
     rng = np.random.default_rng([seed, N, int(1000 * alpha), int(1000 * S)])
     rows = {"pos_only": [], "interp": [], "feasible": [], "lbfgs": [], "lbfgs_excess": []}
     for i in range(n_seeds):
-        P = int(round(alpha * N))
-        X = rng.standard_normal((P, N)) / np.sqrt(N)
-        w_star = rng.standard_normal(N)
-        w_star *= np.sqrt(N) / np.linalg.norm(w_star)
-        y = X @ w_star + np.sqrt(S) * rng.standard_normal(P)
+        X, y, w_star = finite_n.teacher_data(N, alpha, S, rng)
         pos = y > 0
         w_pos = np.linalg.lstsq(X[pos], y[pos], rcond=None)[0]
         rows["pos_only"].append(_eps_relu(w_pos, w_star, N))
-        w_int = relu_min_norm_interpolator(X, y)
+        w_int = finite_n.relu_min_norm_interpolator(X, y)
         rows["feasible"].append(w_int is not None)
         if w_int is not None:
             rows["interp"].append(_eps_relu(w_int, w_star, N))
@@ -237,7 +182,7 @@ def relu_finite_n(N: int, alpha: float, S: float, n_seeds: int, seed: int,
             floor = 0.5 * float(np.sum(y[~pos] ** 2))  # global minimum when feasible
             best = None
             for _ in range(lbfgs_inits):
-                o = minimize(_relu_loss, rng.standard_normal(N), args=(X, y), jac=True,
+                o = minimize(finite_n.relu_loss, rng.standard_normal(N), args=(X, y), jac=True,
                              method="L-BFGS-B",
                              options={"maxiter": 5000, "ftol": 1e-14, "gtol": 1e-9})
                 if best is None or o.fun < best.fun:
@@ -257,7 +202,7 @@ def relu_finite_n(N: int, alpha: float, S: float, n_seeds: int, seed: int,
 # (perceptron_theory.simulate.offline, method "bn": batch mean and variance, learned beta,
 # running averages at test time) on P = alpha N samples, beside the WN + gamma-decay control
 # (method "wn-decay") that must land on ridge regression.
-BN_SCHEDULE = {"lr": 0.3, "lr_final": 0.003, "L_init": 0.05, "gamma_init": 0.5}
+BN_SCHEDULE = offline.BN_SCHEDULE  # the library's: rate 0.3 -> 0.003, small init
 # epochs per alpha: the slowest mode contracts like exp(-lr_eff lambda_min(X^T X) t), with
 # lambda_min = (1 - sqrt(alpha))^2, so alpha near 1 needs many more epochs
 BN_EPOCHS = {0.2: 600, 0.5: 600, 0.8: 3000, 1.5: 3000, 2.0: 1000, 3.0: 300}
@@ -309,7 +254,7 @@ def _tq(alpha):
 
 
 def _ridge_inf(alpha, zeta):
-    return gen.learning_curve("linear", "ridge", alpha, noise=NOISE, zeta=zeta).eps
+    return gen.learning_curve("linear", "wn-decay", alpha, noise=NOISE, zeta=zeta).eps
 
 
 def shrunk_min_norm(alpha, c):
@@ -339,35 +284,6 @@ def shrunk_min_norm_finite_n(P: int, N: int, c: float) -> float:
     t = min(P - 1, N) / N
     e = float(gen.min_norm_finite_n(P - 1, N, NOISE)[0])
     return 1.0 - 2.0 * c * t + c * c * (e - 1.0 + 2.0 * t)
-
-
-def _exact_fits(X, y, zeta: float):
-    """Centred min-norm / least-squares ``v``, the projector on its row space, and ridge
-    ``w`` at ``zeta`` (sum convention, no intercept), from one Gram matrix.
-
-    Centred: minimize ``|y - ybar - (X - xbar) v|``; for ``P - 1 < N`` the solution
-    interpolates the differences ``(x_p - x_P).v = y_p - y_P``, whose rows span the centred
-    rows.
-    """
-    P, N = X.shape
-    K = X @ X.T if P < N else None  # shape=(P, P)
-    G = X.T @ X if P >= N else None  # shape=(N, N)
-    if P - 1 < N:
-        K_ = K if K is not None else X @ X.T
-        KD = K_[:-1, :-1] - K_[:-1, -1:] - K_[-1:, :-1] + K_[-1, -1]  # D D^T
-        D = X[:-1] - X[-1]
-        cf = cho_factor(KD)
-        v = D.T @ cho_solve(cf, y[:-1] - y[-1])
-        proj = lambda u: D.T @ cho_solve(cf, D @ u)  # noqa: E731
-    else:
-        xb = X.mean(axis=0)
-        v = cho_solve(cho_factor(G - P * np.outer(xb, xb)), X.T @ y - P * xb * y.mean())
-        proj = lambda u: u  # noqa: E731  (the centred rows span R^N)
-    if K is not None:
-        w = X.T @ cho_solve(cho_factor(K + zeta * np.eye(P)), y)
-    else:
-        w = cho_solve(cho_factor(G + zeta * np.eye(N)), X.T @ y)
-    return v, proj, w
 
 
 def _se(v, axis=0):
@@ -405,18 +321,23 @@ def bn_offline(N: int, alpha: float, n_seeds: int, seed: int = 0, *, epochs=None
     touch. WN: ``wn_eps`` and the exact ridge error at ``zeta_sum = P zeta / N``.
     Summaries: :func:`bn_stats`.
     """
-    E = int(epochs or bn_epochs(alpha))
-    P = int(round(alpha * N))
-    seeds = np.arange(n_seeds) + 1000 * seed
-    kw = dict(N=N, alpha=alpha, epochs=E, batch_size=BATCH, noise=NOISE, seeds=seeds,
-              n_points=2, **BN_SCHEDULE)
-    bn = offline.run("bn", "linear", **kw)
-    wnr = offline.run("wn-decay", "linear", zeta=ZETA_WN, **kw) if wn else None
+    return _bn_measure(offline.bn_with_wn_decay(
+        "linear", N=N, alpha=alpha, epochs=int(epochs or bn_epochs(alpha)), batch_size=BATCH,
+        noise=NOISE, zeta=ZETA_WN, n_seeds=n_seeds, seed=seed, wn=wn))
+
+
+def _bn_measure(run: offline.BNRuns) -> dict:
+    """:func:`bn_offline`'s record of one :class:`~perceptron_theory.simulate.offline.BNRuns`:
+    the exact finite-N solutions on the same training sets beside the simulation."""
+    N, alpha, P, E, seeds, bn, wnr = (run.N, run.alpha, run.P, run.epochs, run.seeds, run.bn,
+                                      run.wn)
+    wn = wnr is not None
     parts = {k: [] for k in (*_PARTS, "ridge")}
     for s in seeds:
         X, y, ws = sim_data.training_set(N, P, noise=NOISE, seed=int(s))
         w0 = sim_data.student_init(N, int(s), R=0.0, L=BN_SCHEDULE["L_init"])
-        v, proj, w_ridge = _exact_fits(X, y, P * ZETA_WN / N)
+        v, proj = finite_n.centred_least_squares(X, y)
+        w_ridge = finite_n.ridge_fit(X, y, P * ZETA_WN / N)
         w0p = w0 - proj(w0)
         xb = X.mean(axis=0)
         for k, val in (("vv", v @ v / N), ("pp", w0p @ w0p / N), ("vp", v @ w0p / N),
@@ -425,7 +346,7 @@ def bn_offline(N: int, alpha: float, n_seeds: int, seed: int = 0, *, epochs=None
                        ("ridge", (w_ridge - ws) @ (w_ridge - ws) / N)):
             parts[k].append(float(val))
     Lf = bn.L[:, -1]
-    out = {"N": N, "alpha": alpha, "P": P, "epochs": E, "seeds": int(n_seeds),
+    out = {"N": N, "alpha": alpha, "P": P, "epochs": E, "seeds": int(seeds.size),
            "diverged": int(bn.diverged.sum()), "eps": bn.eps, "a": bn.Q / bn.L,
            "drun": EMA_VAR * (bn.Q ** 2 / (2 * (BATCH - 1)) + bn.gamma ** 2 / BATCH),
            "gamma": bn.gamma[:, -1], "beta": bn.beta[:, -1],
@@ -496,9 +417,12 @@ def fit_family(family, alphas, values, errors) -> dict:
 
 
 def bn_runs(cfg: dict, seed: int) -> dict:
-    """:func:`bn_offline` at every ``(alpha, N)`` of ``cfg["runs"]``."""
-    return {(a, N): bn_offline(N, a, cfg["seeds"], seed, wn=N <= cfg["wn_max_N"])
-            for a, Ns in cfg["runs"].items() for N in Ns}
+    """:func:`bn_offline` at every ``(alpha, N)`` of ``cfg["runs"]`` (the library's
+    :func:`~perceptron_theory.simulate.offline.bn_runs`, measured by :func:`_bn_measure`)."""
+    runs = offline.bn_runs("linear", cfg["runs"], epochs=bn_epochs, n_seeds=cfg["seeds"],
+                           seed=seed, wn_max_N=cfg["wn_max_N"], batch_size=BATCH, noise=NOISE,
+                           zeta=ZETA_WN)
+    return {key: _bn_measure(r) for key, r in runs.items()}
 
 
 def bn_comparisons(cfg: dict, runs: dict):

@@ -9,15 +9,17 @@ Three things are compared, each against an independent computation:
 2. **Exhaustive training of the ReLU student without decay** (:math:`\zeta\to0^+`): below
    the interpolation threshold the global minimizers of the training loss are the polyhedron
    :math:`\{w\cdot x_p = y_p\ (y_p > 0),\ w\cdot x_p \le 0\ (y_p \le 0)\}`; its min-norm
-   point is a convex QP, solved exactly here at finite N (dual L-BFGS-B, then an
-   active-set polish to the exact KKT point). The replica saddle point agrees with it;
+   point is a convex QP, solved exactly at finite N (least-distance programming,
+   :func:`perceptron_theory.simulate.finite_n.relu_min_norm_interpolator`, the same
+   solver as L-F1a's). The replica saddle point agrees with it;
    Luo et al.'s eq. (25) does not (it is the min-norm fit of the :math:`y>0` half alone).
 3. **The ReLU student with gamma decay** (open in the paper, Sec. 4.1): the replica curve
    vs finite-N training of :math:`\frac12\sum_p(y_p - \mathrm{relu}(w\cdot x_p))^2 +
    \frac\zeta2|w|^2`. The loss is non-convex (a positive-label pattern can be "dead",
    :math:`w\cdot x_p < 0`), so training is a local search: an exact active-set Newton
    method (piecewise quadratic; patterns with :math:`y_p\le0` pinned at
-   :math:`w\cdot x_p = 0` carry multipliers in :math:`[0, |y_p|]`) from several starts,
+   :math:`w\cdot x_p = 0` carry multipliers in :math:`[0, |y_p|]`;
+   :mod:`perceptron_theory.simulate.finite_n`) from several starts,
    keeping the lowest energy -- the "exhaustive training" the theory describes.
 
 Tolerances: 4 standard errors over seeds plus an :math:`O(1/N)` allowance, the difference
@@ -55,11 +57,10 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy.linalg import cho_factor, cho_solve
-from scipy.optimize import brentq, minimize, minimize_scalar
+from scipy.optimize import brentq, minimize_scalar
 
 from perceptron_theory.plotting import Plot, series
-from perceptron_theory.simulate import offline
+from perceptron_theory.simulate import finite_n, offline
 from perceptron_theory.theory import batchnorm, replica
 from perceptron_theory.theory import generalization as gen
 from validation._core import CheckResult, compare, expect, register
@@ -87,145 +88,6 @@ SIZES = {
 
 
 # ================================================================= finite-N measurement
-def teacher_data(N: int, alpha: float, noise: float, rng):
-    """``X`` (P x N, rows ~ N(0, I/N)), labels ``y = X w* + sqrt(S) xi``, teacher ``w*``."""
-    P = max(1, int(round(alpha * N)))
-    X = rng.standard_normal((P, N)) / math.sqrt(N)
-    w_star = rng.standard_normal(N)
-    w_star *= math.sqrt(N) / np.linalg.norm(w_star)
-    y = X @ w_star + math.sqrt(noise) * rng.standard_normal(P)
-    return X, y, w_star
-
-
-def relu_energy(X, y, w, zeta: float) -> float:
-    """:math:`\\frac12\\sum_p(y_p - \\mathrm{relu}(w\\cdot x_p))^2 + \\frac\\zeta2|w|^2`."""
-    r = y - np.maximum(X @ w, 0.0)
-    return 0.5 * float(r @ r) + 0.5 * zeta * float(w @ w)
-
-
-def min_norm_interpolator(X, y, max_polish: int = 100):
-    """Min-norm point of ``{w: w.x_p = y_p (y_p > 0), w.x_p <= 0 (y_p <= 0)}`` (convex QP).
-
-    Dual: ``w = A^T lam - C^T mu``, ``mu >= 0``, minimize
-    ``|A^T lam - C^T mu|^2/2 - b.lam`` by L-BFGS-B; then the active set ``mu > 0`` is
-    solved exactly and corrected until the KKT conditions hold. Returns ``(w, info)``;
-    ``info["kkt"]`` is False if the polish did not reach them (or the set is empty:
-    ``info["feasible"]``).
-    """
-    pos = y > 0
-    A, C, b = X[pos], X[~pos], y[pos]
-    na = A.shape[0]
-    Mfull = np.vstack([A, -C])
-    K = Mfull @ Mfull.T
-    bb = np.r_[b, np.zeros(C.shape[0])]
-
-    def fg(v):
-        Kv = K @ v
-        return 0.5 * v @ Kv - bb @ v, Kv - bb
-
-    bounds = [(None, None)] * na + [(0.0, None)] * C.shape[0]
-    res = minimize(fg, np.zeros(bb.size), jac=True, method="L-BFGS-B", bounds=bounds,
-                   options={"maxiter": 20000, "ftol": 1e-15, "gtol": 1e-12, "maxcor": 30})
-    v = res.x
-    act = v[na:] > 1e-10 * max(1.0, float(np.abs(v).max()))
-    w = Mfull.T @ v
-    for it in range(max_polish):
-        Mm = np.vstack([A, C[act]])
-        coef = np.linalg.lstsq(Mm @ Mm.T, np.r_[b, np.zeros(int(act.sum()))], rcond=None)[0]
-        w = Mm.T @ coef
-        mu = -coef[na:]
-        s = C @ w
-        viol = s > 1e-10
-        drop = np.zeros_like(act)
-        drop[np.flatnonzero(act)[mu < 0]] = True
-        if not viol.any() and not drop.any():
-            feasible = bool(np.allclose(A @ w, b, atol=1e-8))
-            return w, {"kkt": feasible, "feasible": feasible, "polish": it, "lbfgs": res.nit}
-        act = (act & ~drop) | viol
-    return w, {"kkt": False, "feasible": False, "polish": max_polish, "lbfgs": res.nit}
-
-
-def active_set_relu(X, y, zeta: float, w0, max_iter: int = 200):
-    """Exact local minimum of the ReLU energy by an active-set Newton method from ``w0``.
-
-    Sets: ``A`` (quadratic patterns: ``w.x > 0``), ``Z`` (``y <= 0`` patterns pinned at
-    ``w.x = 0``, multiplier ``lam`` in ``[0, |y|]``); every other pattern is inactive. Each
-    step solves ``min sum_A (y - w.x)^2/2 + zeta |w|^2/2`` s.t. ``w.x = 0`` on ``Z``
-    (Cholesky + Schur complement) and moves patterns whose sign or multiplier is wrong.
-    Returns ``(w, kkt)``; ``kkt`` is False on a cycle or after ``max_iter`` steps.
-    """
-    P, N = X.shape
-    neg = y <= 0
-    s = X @ w0
-    A = s > 0
-    Z = np.zeros(P, dtype=bool)
-    ridge = max(zeta, 1e-12)
-    seen = set()
-    w = w0
-    for _ in range(max_iter):
-        key = (A.tobytes(), Z.tobytes())
-        if key in seen:
-            return w, False
-        seen.add(key)
-        XA = X[A]
-        cf = cho_factor(XA.T @ XA + ridge * np.eye(N))
-        Hb = cho_solve(cf, XA.T @ y[A])
-        if Z.any():
-            XZ = X[Z]
-            HZ = cho_solve(cf, XZ.T)
-            lam = np.linalg.solve(XZ @ HZ, XZ @ Hb)
-            w = Hb - HZ @ lam
-        else:
-            lam = np.zeros(0)
-            w = Hb
-        s = X @ w
-        tiny = 1e-12 * max(1.0, float(np.abs(s).max()))
-        A_new, Z_new = A.copy(), Z.copy()
-        pos = ~neg
-        A_new[pos & A & (s <= 0)] = False  # alive positive pattern died
-        A_new[pos & ~A & (s > tiny)] = True  # dead positive pattern revived
-        m = neg & A & (s <= tiny)  # negative pattern pulled through 0: pin it
-        A_new[m], Z_new[m] = False, True
-        Z_new[neg & ~A & ~Z & (s > tiny)] = True  # inactive negative pattern crossed 0
-        if Z.any():
-            idx = np.flatnonzero(Z)
-            lo = lam < -1e-12
-            hi = lam > np.abs(y[idx]) + 1e-12
-            Z_new[idx[lo | hi]] = False
-            A_new[idx[hi]] = True
-        if (A_new == A).all() and (Z_new == Z).all():
-            return w, True
-        A, Z = A_new, Z_new
-    return w, False
-
-
-def train_relu(X, y, zeta: float, n_init: int, rng):
-    """Lowest-energy local minimum found by basin hopping over ``n_init`` starts.
-
-    The first start is the ridge fit of a linear model; each later one perturbs the best
-    minimum so far (Gaussian kicks of size 0.3 and 1.0 per coordinate, alternating). The
-    landscape has many near-degenerate minima whose test errors differ by a few percent;
-    at N = 200 the mean error of the best minimum settles after about 8 starts (checked
-    up to 32; the ridge-fit minimum alone is biased low by ~0.01).
-    Returns ``(w, info)`` with the energies of all starts and the fraction of starts that
-    reached a KKT point.
-    """
-    N = X.shape[1]
-    w_fit = np.linalg.solve(X.T @ X + (zeta + 1e-3) * np.eye(N), X.T @ y)
-    best, energies, kkts = None, [], []
-    for k in range(n_init):
-        w0 = w_fit if best is None else best[0] + (0.3, 1.0)[k % 2] * rng.standard_normal(N)
-        w, kkt = active_set_relu(X, y, zeta, w0)
-        e = relu_energy(X, y, w, zeta)
-        energies.append(e / N)
-        kkts.append(kkt)
-        if kkt and (best is None or e < best[1]):
-            best = (w, e)
-    if best is None:
-        return None, {"energies": energies, "kkt_fraction": 0.0}
-    return best[0], {"energies": energies, "kkt_fraction": float(np.mean(kkts))}
-
-
 def finite_n_eps(alpha: float, N: int, noise: float, zeta: float, n_seeds: int, seed: int,
                  *, n_init: int = 3, min_norm: bool = False) -> dict:
     """Mean test error of the trained (or min-norm) ReLU student over seeds, with its SE.
@@ -237,19 +99,18 @@ def finite_n_eps(alpha: float, N: int, noise: float, zeta: float, n_seeds: int, 
     for k in range(n_seeds):
         rng = np.random.default_rng([seed, k, N, int(round(1000 * alpha)),
                                      int(round(1e6 * zeta))])
-        X, y, w_star = teacher_data(N, alpha, noise, rng)
+        X, y, w_star = finite_n.teacher_data(N, alpha, noise, rng)
         if min_norm:
-            w, info = min_norm_interpolator(X, y)
-            ok = info["kkt"]
+            w = finite_n.relu_min_norm_interpolator(X, y)
         else:
-            w, info = train_relu(X, y, zeta, n_init, rng)
-            ok = w is not None
+            w, _ = finite_n.train_relu(X, y, zeta, n_init, rng)
+        ok = w is not None
         if not ok:
             fails += 1
             continue
         Q, T = float(w @ w) / N, float(w @ w_star) / N
         vals.append(1.0 + Q / 2.0 - T)
-        energies.append(relu_energy(X, y, w, zeta) / N)
+        energies.append(finite_n.relu_energy(X, y, w, zeta) / N)
     v = np.asarray(vals)
     n = v.size
     return {"mean": float(v.mean()) if n else math.nan,
@@ -274,7 +135,6 @@ def _two_n(alpha, noise, zeta, cfg, seed, **kw):
 # (simulate.offline, method "bn": batch statistics, learned beta, running averages at test
 # time) and the WN + gamma-decay control (method "wn-decay", the model the replica solver
 # describes), on the same training sets (same seeds).
-BN_SCHEDULE = {"lr": 0.3, "lr_final": 0.003, "L_init": 0.05, "gamma_init": 0.5}
 BN_EPOCHS = {0.5: 600, 1.0: 1000, 1.5: 1000, 2.0: 600, 3.0: 150, 4.0: 150}
 BN_SIZES = {
     True: {"runs": {2.0: (512, 1024), 3.0: (512, 1024)}, "seeds": 8},
@@ -292,16 +152,24 @@ BN_CANDIDATES = {
 }
 
 
+def _epochs(alpha: float) -> int:
+    return BN_EPOCHS.get(alpha, 600)
+
+
 def bn_offline(N: int, alpha: float, n_seeds: int, seed: int = 0, *, epochs=None) -> dict:
     """BN and WN + decay (``ZETA_WN`` per sample) ReLU students on the same ``n_seeds``
-    training sets: final test errors (mean, SE), BN - WN paired, and the change over the
-    second half of training (records at epochs 0, E/2, E)."""
-    E = int(epochs or BN_EPOCHS.get(alpha, 600))
-    seeds = np.arange(n_seeds) + 1000 * seed
-    kw = dict(N=N, alpha=alpha, epochs=E, batch_size=BATCH_SIZE, noise=NOISE, seeds=seeds,
-              n_points=2, **BN_SCHEDULE)
-    bn = offline.run("bn", "relu", **kw)
-    wn = offline.run("wn-decay", "relu", zeta=ZETA_WN, **kw)
+    training sets (:func:`perceptron_theory.simulate.offline.bn_with_wn_decay`), summarized
+    by :func:`_bn_summary_of`."""
+    return _bn_summary_of(offline.bn_with_wn_decay(
+        "relu", N=N, alpha=alpha, epochs=int(epochs or _epochs(alpha)), batch_size=BATCH_SIZE,
+        noise=NOISE, zeta=ZETA_WN, n_seeds=n_seeds, seed=seed))
+
+
+def _bn_summary_of(run: offline.BNRuns) -> dict:
+    """Final test errors (mean, SE), BN - WN paired, and the change over the second half of
+    training (records at epochs 0, E/2, E)."""
+    N, alpha, E, bn, wn = run.N, run.alpha, run.epochs, run.bn, run.wn
+    n_seeds = run.seeds.size
     se = lambda v: float(v.std(ddof=1) / math.sqrt(v.size))  # noqa: E731
     d = bn.eps[:, -1] - wn.eps[:, -1]
     drift = bn.eps[:, -1] - bn.eps[:, 1]  # paired change over the second half
@@ -317,9 +185,11 @@ def bn_offline(N: int, alpha: float, n_seeds: int, seed: int = 0, *, epochs=None
 
 
 def bn_runs(cfg: dict, seed: int) -> dict:
-    """:func:`bn_offline` at every ``(alpha, N)`` of ``cfg["runs"]``."""
-    return {(a, N): bn_offline(N, a, cfg["seeds"], seed)
-            for a, Ns in cfg["runs"].items() for N in Ns}
+    """:func:`bn_offline` at every ``(alpha, N)`` of ``cfg["runs"]`` (the library's
+    :func:`~perceptron_theory.simulate.offline.bn_runs`)."""
+    runs = offline.bn_runs("relu", cfg["runs"], epochs=_epochs, n_seeds=cfg["seeds"],
+                           seed=seed, batch_size=BATCH_SIZE, noise=NOISE, zeta=ZETA_WN)
+    return {key: _bn_summary_of(r) for key, r in runs.items()}
 
 
 def effective_decay(alpha: float, eps: float) -> float:

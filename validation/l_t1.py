@@ -41,10 +41,11 @@ CLAIM = "L-T1"
 TITLE = "Table 1: fixed points and learning-rate limits of BN, WN, SGD (Props. 1, 3, 4)"
 
 # ------------------------------------------ empirical maximum learning rate: constants
-#: (simulation method, ODE method, zeta, activation); teacher = student activation
-EMP_CASES = (("wn", "wn", 0.0, "relu"), ("wn", "wn", 0.0, "linear"),
-             ("sgd", "sgd", 0.0, "relu"), ("sgd", "sgd", 0.0, "linear"),
-             ("wn-decay", "bn", 0.25, "relu"), ("wn-decay", "bn", 0.25, "linear"))
+#: (method, zeta, activation): one model name in the simulation and the ODE; teacher =
+#: student activation
+EMP_CASES = (("wn", 0.0, "relu"), ("wn", 0.0, "linear"),
+             ("sgd", 0.0, "relu"), ("sgd", 0.0, "linear"),
+             ("wn-decay", 0.25, "relu"), ("wn-decay", 0.25, "linear"))
 EMP_TOLS = (0.02, 0.05, 0.1)
 EMP_T_MAX = 40.0
 EMP_R_INIT = 0.95  # start of every run (empirical_max_lr's default)
@@ -74,7 +75,7 @@ def check(quick: bool = True, seed: int = 0) -> CheckResult:
     # Prop. 1: gamma0 = 1/(2 zeta + 1) vs the ODE's long-time limit at small lr
     for act in ("relu", "linear"):
         for z in zetas:
-            tr = D.integrate("bn", act, lr=0.05, zeta=z, gamma_init=0.3, R_init=0.2,
+            tr = D.integrate("wn-decay", act, lr=0.05, zeta=z, gamma_init=0.3, R_init=0.2,
                              t_max=3000.0, freeze_L=True, rtol=1e-10, atol=1e-12)
             comps.append(compare(CLAIM, f"Prop.1 gamma0 {act} zeta={z}",
                                  CLOSED[(act, "gamma0")](z), tr.gamma[-1], atol=2e-3,
@@ -83,7 +84,7 @@ def check(quick: bool = True, seed: int = 0) -> CheckResult:
     # Table 1: closed forms (derived by hand) vs the sympy-based evaluation
     for act in ("relu", "linear"):
         for z in zetas:
-            lim = D.lr_limits("bn", act, z, exact=False)
+            lim = D.lr_limits("wn-decay", act, z, exact=False)
             comps.append(compare(CLAIM, f"eta_max bn/{act} zeta={z}", CLOSED[(act, "eta_max")](z),
                                  lim.eta_max, rtol=1e-10, note="hand-derived closed form"))
             comps.append(compare(CLAIM, f"lambda_gamma/lr bn/{act} zeta={z}",
@@ -101,8 +102,9 @@ def check(quick: bool = True, seed: int = 0) -> CheckResult:
             ends = []
             for fac in (0.95, 1.05):
                 kw = dict(freeze_L=True) if method == "wn" else {}
-                tr = D.integrate(method, act, lr=fac * lim.lr_critical, gamma_init=0.97,
-                                 R_init=0.97, t_max=800.0, **kw)
+                kw["L_init" if method == "sgd" else "gamma_init"] = 0.97
+                tr = D.integrate(method, act, lr=fac * lim.lr_critical, R_init=0.97,
+                                 t_max=800.0, **kw)
                 ends.append(1.0 - tr.R[-1])
             comps.append(expect(CLAIM, f"1-R(t=800) {method}/{act} at 0.95 lr_crit", 1e-6,
                                 ends[0], "<=", note="converges to R = 1 below the limit"))
@@ -112,7 +114,8 @@ def check(quick: bool = True, seed: int = 0) -> CheckResult:
     grid = np.linspace(0.0, 1.0, 11 if quick else 41)[1:]
     for act in ("relu", "linear", "erf"):
         wn = D.lr_limits("wn", act, exact=False).eta_max
-        margins = [D.lr_limits("bn", act, z, exact=False).eta_max - (wn + 2 * z) for z in grid]
+        margins = [D.lr_limits("wn-decay", act, z, exact=False).eta_max - (wn + 2 * z)
+                   for z in grid]
         paper = [D.eta_max_paper(act, z) - (wn + 2 * z) for z in grid]
         comps.append(expect(CLAIM, f"Prop.4 min_zeta eta_max_bn - (eta_max_wn + 2 zeta), {act}",
                             0.0, min(margins), ">=", stderr=1e-12, n_sigma=1.0, note=(
@@ -122,7 +125,7 @@ def check(quick: bool = True, seed: int = 0) -> CheckResult:
                                 f"Table-1 formula the minimum margin is {min(paper):.3g}")))
     # BN's exact quasi-static fixed point never loses stability (beyond the paper)
     for act in ("relu", "linear"):
-        lim = D.lr_limits("bn", act, 0.25, exact=False)
+        lim = D.lr_limits("wn-decay", act, 0.25, exact=False)
         br = D.quasi_static_branch(act, 0.25, np.linspace(lim.eta_max / 50, 5 * lim.eta_max, 60))
         comps.append(expect(CLAIM, f"max Re eig on BN branch up to 5 eta_max ({act}, zeta=0.25)",
                             0.0, float(np.max(br.max_real_eig)), "<=",
@@ -135,7 +138,7 @@ def check(quick: bool = True, seed: int = 0) -> CheckResult:
     zs = np.linspace(0.0, 1.0, 41)
     plots = []
     for act in ("relu", "linear"):
-        bn = [D.lr_limits("bn", act, z, exact=False).eta_max for z in zs]
+        bn = [D.lr_limits("wn-decay", act, z, exact=False).eta_max for z in zs]
         wn = D.lr_limits("wn", act, exact=False).eta_max
         pap = [D.eta_max_paper(act, z) for z in zs]
         plots.append(Plot(f"eta_max vs zeta ({act})", "zeta", "eta_max", (
@@ -155,22 +158,22 @@ def check(quick: bool = True, seed: int = 0) -> CheckResult:
 
 
 # ---------------------------------------------- empirical maximum learning rate
-def _gamma0(ode_method: str, activation: str, zeta: float) -> float:
+def _gamma0(method: str, activation: str, zeta: float) -> float:
     """gamma at the start (Prop. 1's gamma0; 1 for SGD, where it is unused)."""
-    return 1.0 if ode_method == "sgd" else D.fixed_point(ode_method, activation, zeta).gamma
+    return 1.0 if method == "sgd" else D.fixed_point(method, activation, zeta).gamma
 
 
-def _R_end(ode_method: str, activation: str, zeta: float, eta_eff: float, t_max: float) -> float:
+def _R_end(method: str, activation: str, zeta: float, eta_eff: float, t_max: float) -> float:
     """R(t_max) of the ODE from the criterion's start (L frozen); -1 if it diverged."""
-    g0 = _gamma0(ode_method, activation, zeta)
-    tr = D.integrate(ode_method, activation, lr=eta_eff / g0, zeta=zeta, gamma_init=g0,
+    g0 = _gamma0(method, activation, zeta)
+    tr = D.integrate(method, activation, lr=eta_eff / g0, zeta=zeta, gamma_init=g0,
                      R_init=EMP_R_INIT, L_init=1.0, t_max=t_max, n_points=2,
-                     freeze_L=ode_method != "sgd", rtol=1e-9, atol=1e-11)
+                     freeze_L=method != "sgd", rtol=1e-9, atol=1e-11)
     return -1.0 if tr.diverged else float(tr.R[-1])
 
 
 @functools.lru_cache(maxsize=256)
-def criterion_crossing(ode_method: str, activation: str, zeta: float, tol: float,
+def criterion_crossing(method: str, activation: str, zeta: float, tol: float,
                        t_max: float = EMP_T_MAX) -> float:
     """The theory of the empirical criterion: the largest ``eta_eff`` with ``R_ode(t_max)
     > 1 - tol`` from ``R = EMP_R_INIT``, ``gamma = gamma0``, L frozen.
@@ -179,7 +182,7 @@ def criterion_crossing(ode_method: str, activation: str, zeta: float, tol: float
     [0.01, 8] and refined with :func:`scipy.optimize.brentq`; NaN if nothing passes.
     """
     def f(ee):
-        return _R_end(ode_method, activation, zeta, ee, t_max) - (1.0 - tol)
+        return _R_end(method, activation, zeta, ee, t_max) - (1.0 - tol)
 
     grid = np.geomspace(0.01, 8.0, 31)
     vals = np.array([f(e) for e in grid])
@@ -196,7 +199,7 @@ def measure_max_lr(method: str, activation: str, zeta: float, tol: float, N: int
     """:func:`perceptron_theory.simulate.max_lr.empirical_max_lr`, memoized (seeded)."""
     from perceptron_theory.simulate.max_lr import empirical_max_lr  # numba: lazily
 
-    g0 = _gamma0("bn" if method == "wn-decay" else method, activation, zeta)
+    g0 = _gamma0(method, activation, zeta)
     return empirical_max_lr(method, activation, N=N, zeta=zeta, tol=tol, t_max=EMP_T_MAX,
                             R_init=EMP_R_INIT, gamma_init=g0, L_init=1.0, seeds=seeds,
                             seed=seed, lr_start=EMP_LR_START, rel_tol=0.01)
@@ -215,7 +218,7 @@ def _sd_R_end(sm: str, act: str, zeta: float, N: int, lr: float, gamma_init: flo
     return float(np.std(R, ddof=1)) if R.size >= 3 else 0.0
 
 
-def _median_stderr(om: str, act: str, zeta: float, pred: float, sd_R: float,
+def _median_stderr(method: str, act: str, zeta: float, pred: float, sd_R: float,
                    K: int) -> float:
     """Seed noise of a measured rate, in eta_eff units.
 
@@ -224,8 +227,8 @@ def _median_stderr(om: str, act: str, zeta: float, pred: float, sd_R: float,
     slope ``dR(t_max)/d eta_eff`` of the ODE criterion at ``pred`` (central difference).
     """
     h = 0.01 * pred
-    slope = (_R_end(om, act, zeta, pred + h, EMP_T_MAX)
-             - _R_end(om, act, zeta, pred - h, EMP_T_MAX)) / (2 * h)
+    slope = (_R_end(method, act, zeta, pred + h, EMP_T_MAX)
+             - _R_end(method, act, zeta, pred - h, EMP_T_MAX)) / (2 * h)
     return float(1.2533 * sd_R / math.sqrt(K) / abs(slope))
 
 
@@ -244,17 +247,17 @@ def empirical_section(quick: bool, seed: int) -> tuple[list, list, str]:
     cfg = EMP_SIZE[bool(quick)]
     N, N_aux, K = cfg["N"], cfg["N_aux"], cfg["seeds"]
     comps, rows = [], {}
-    for c, (sm, om, zeta, act) in enumerate(EMP_CASES):
+    for c, (sm, zeta, act) in enumerate(EMP_CASES):
         name = f"{sm}{f'(zeta={zeta:g})' if zeta else ''}/{act}"
         for k, tol in enumerate(EMP_TOLS):
-            pred = criterion_crossing(om, act, zeta, tol)
+            pred = criterion_crossing(sm, act, zeta, tol)
             s0 = 10_000 * (100 * (seed + 1) + 10 * c + k)
             main = measure_max_lr(sm, act, zeta, tol, N, K, s0)
             aux = measure_max_lr(sm, act, zeta, tol, N_aux, K, s0 + 5_000)
             allow = _half_width(main) + abs(main.eta_eff - aux.eta_eff) + _half_width(aux)
             g0 = main.eta_eff / main.lr_max
             sd_R = _sd_R_end(sm, act, zeta, N, main.lr_max, g0, cfg["sd_seeds"], s0 + 8_000)
-            se = _median_stderr(om, act, zeta, pred, sd_R, K)
+            se = _median_stderr(sm, act, zeta, pred, sd_R, K)
             rows[(sm, act, tol)] = (pred, main.eta_eff, allow, aux.eta_eff, se)
             comps.append(compare(
                 CLAIM, f"empirical max eta_eff (median R(t={EMP_T_MAX:g}) > 1-{tol:g}) {name}, "
@@ -265,14 +268,14 @@ def empirical_section(quick: bool, seed: int) -> tuple[list, list, str]:
                       "slope dR/d eta_eff; allowance: both half-brackets + the shift from "
                       f"N={N_aux} (bounds the remaining finite-N shift for any decay N^-p, "
                       "p >= 1/2). ODE criterion at t = inf: "
-                      f"{criterion_crossing(om, act, zeta, tol, 400.0):.4f}")))
+                      f"{criterion_crossing(sm, act, zeta, tol, 400.0):.4f}")))
     # tol -> 0: WN/SGD tend to Table 1's eta_max, wn-decay to 0 (not 2(1 + 2 zeta))
     t1, t2 = EMP_TOLS[:2]
     w1, w2 = t1 / (t2 - t1), 1.0 + t1 / (t2 - t1)
     limits = {}
-    for sm, om, zeta, act in EMP_CASES:
+    for sm, zeta, act in EMP_CASES:
         (p1, e1, a1, _, s1), (p2, e2, a2, _, s2) = rows[(sm, act, t1)], rows[(sm, act, t2)]
-        table1 = D.lr_limits(om, act, zeta, exact=False).eta_max
+        table1 = D.lr_limits(sm, act, zeta, exact=False).eta_max
         limit = 0.0 if zeta > 0 else table1
         curv = abs(_extrapolate(t1, p1, t2, p2) - limit)
         meas = _extrapolate(t1, e1, t2, e2)
@@ -288,7 +291,7 @@ def empirical_section(quick: bool, seed: int) -> tuple[list, list, str]:
                   f"{curv:.3g} (curvature) + the finite-N allowances, propagated")))
     # Prop. 4 under the R-threshold criterion
     for act in ("relu", "linear"):
-        zeta = next(z for sm, _, z, a in EMP_CASES if sm == "wn-decay" and a == act)
+        zeta = next(z for sm, z, a in EMP_CASES if sm == "wn-decay" and a == act)
         for tol in EMP_TOLS:
             pb, eb, ab, _, sb = rows[("wn-decay", act, tol)]
             pw, ew, aw, _, sw = rows[("wn", act, tol)]
@@ -332,7 +335,7 @@ def _divergence(N: int, seeds: int, seed: int) -> list:
     comps = []
     n_points = int(EMP_T_MAX) + 1
     for k, lr in enumerate((STABLE_LR, DIVERGE_LR)):
-        tr = D.integrate("sgd", "linear", lr=lr, gamma_init=1.0, R_init=EMP_R_INIT,
+        tr = D.integrate("sgd", "linear", lr=lr, R_init=EMP_R_INIT,
                          t_max=EMP_T_MAX, n_points=n_points)
         r = online.run("sgd", "linear", N=N, lr=lr, t_max=EMP_T_MAX, n_points=n_points,
                        seeds=seeds, seed=10_000 * (100 * (seed + 1) + 90 + k),
@@ -349,7 +352,7 @@ def _divergence(N: int, seeds: int, seed: int) -> list:
             # growth rate of log Q before the divergence flag, against the ODE's
             win = (r.t >= 4.0) & (r.t <= 10.0)
             slopes = np.array([np.polyfit(r.t[win], np.log(q[win]), 1)[0] for q in r.Q])
-            tw = D.integrate("sgd", "linear", lr=lr, gamma_init=1.0, R_init=EMP_R_INIT,
+            tw = D.integrate("sgd", "linear", lr=lr, R_init=EMP_R_INIT,
                              t_max=10.0, n_points=11)
             ode = np.polyfit(tw.t[4:], np.log(tw.gamma[4:]), 1)[0]
             comps.append(compare(
@@ -371,7 +374,7 @@ def _empirical_plots(rows) -> list:
     tols = np.array(EMP_TOLS)
     for act in ("relu", "linear"):
         ser = []
-        for sm, om, zeta, a in EMP_CASES:
+        for sm, zeta, a in EMP_CASES:
             if a != act:
                 continue
             lab = f"{sm}{f' zeta={zeta:g}' if zeta else ''}"
@@ -379,8 +382,8 @@ def _empirical_plots(rows) -> list:
             ser.append(series(f"{lab}: ODE criterion", tols, [x[0] for x in r]))
             ser.append(series(f"{lab}: simulation (bar: tolerance)", tols, [x[1] for x in r],
                               [x[2] + 4 * x[4] for x in r], style="points"))
-            t1 = D.lr_limits(om, act, zeta, exact=False).eta_max
-            if om != "sgd":
+            t1 = D.lr_limits(sm, act, zeta, exact=False).eta_max
+            if sm != "sgd":
                 ser.append(series(f"{lab}: Table 1 eta_max", [0.0, tols[-1]], [t1, t1],
                                   style="dashed"))
         plots.append(Plot(f"Empirical max rate vs the R threshold ({act}, t_max={EMP_T_MAX:g})",

@@ -12,7 +12,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from perceptron_theory import __version__
-from perceptron_theory._io import atomic_write_json, atomic_write_text
+from perceptron_theory._checks import check_int, check_output_dir, finite_or_none
+from perceptron_theory._io import atomic_write_json, atomic_write_text, remove_stale_temp_files
 from validation import load_all
 from validation._core import CheckResult, Comparison
 
@@ -80,6 +81,10 @@ def run(out_dir="reproduce_out", quick: bool = True, seed: int = 0, claims=None,
         size = "quick" if quick else "full"
     if size not in _deep.SIZES:
         raise ValueError(f"size must be one of {', '.join(_deep.SIZES)}; got {size!r}")
+    seed = check_int("seed", seed, 0, 2**31 - 1)
+    out_dir = check_output_dir("out_dir", out_dir)
+    if cache_dir is not None:
+        cache_dir = check_output_dir("cache_dir", cache_dir)
     registry = load_all()
     if claims:
         unknown = sorted(set(claims) - set(registry))
@@ -89,6 +94,7 @@ def run(out_dir="reproduce_out", quick: bool = True, seed: int = 0, claims=None,
     selected = [c for c in registry.values() if not claims or c.claim in claims]
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    remove_stale_temp_files(out, ("results.json", "report.md"))
     if progress is None:
         progress = sys.stderr.isatty()
     try:
@@ -142,7 +148,9 @@ def run(out_dir="reproduce_out", quick: bool = True, seed: int = 0, claims=None,
                         elapsed_s=round(timings[r.claim], 3), stored=r.claim in stored)
                    for r in results],
     }
-    atomic_write_json(out / "results.json", payload)
+    # strict JSON (no NaN): a quantity that could not be measured is null. Both files are
+    # written atomically at the end, so an interrupted run leaves the previous ones intact
+    atomic_write_json(out / "results.json", finite_or_none(payload))
     atomic_write_text(out / "report.md", _markdown(report, figures, timings, size, seed))
     return report
 

@@ -2,5 +2,6 @@
 
 Submodules: :mod:`.norms` (normalizer registry), :mod:`.models`, :mod:`.penalties`,
 :mod:`.data`, :mod:`.train`. This package file imports nothing, so
-``import perceptron_theory.deep`` does not load torch; importing a submodule does.
+``import perceptron_theory.deep`` does not load torch; importing a submodule does, except
+:mod:`.names` (the registries' names, torch-free, for the command line).
 """

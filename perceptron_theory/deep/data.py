@@ -40,7 +40,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .._checks import check_choice, check_int, check_real
+from .._checks import check_choice, check_int, check_memory, check_real
+from . import names as _names
 
 __all__ = [
     "DATASETS",
@@ -60,7 +61,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-DATASETS = ("fashion-mnist", "cifar10", "synthetic", "auto")
+#: Data sets by name (the CLI reads the same tuple from :mod:`.names`, torch-free).
+DATASETS = _names.DATASETS
 SPLITS = ("train", "test")
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
 _FASHION_FILES = {
@@ -468,6 +470,9 @@ def make_dataset(name: str, *, data_dir=None, val_fraction: float = 0.1, subset=
         subset = check_int("subset", subset, lo=2)
     if test_subset is not None:
         test_subset = check_int("test_subset", test_subset, lo=1)
+    if name in ("synthetic", "auto"):  # generated in memory: float32 16x16 images, copies
+        n = (subset or SYNTHETIC_TRAIN) + (test_subset or SYNTHETIC_TEST)
+        check_memory(f"a synthetic data set of {n} samples", 4 * 16 * 16 * 4.0 * n)
     seed = check_int("seed", seed, lo=0)
     amplitude = check_real("amplitude", amplitude, 0.0, lo_open=True)
     if snr is not None:

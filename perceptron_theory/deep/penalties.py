@@ -339,8 +339,10 @@ def adaptive_zeta(h: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor | Non
     Hessian-form Fisher estimate that the proof uses (the text's
     :math:`\overline{(\partial\ell/\partial\gamma)^2}` needs per-sample gradients; the
     two agree in expectation at the true model), as ``theory.batchnorm.zeta_theorem1``
-    with ``curvature = sigmoid(h~)``. The mean part is :math:`1/(2M)` times the mean
-    sigmoid *of the PN output* :math:`\tilde h` (what :math:`A''` is evaluated at).
+    with ``curvature = sigmoid(h~)`` -- the one :math:`\zeta(h)`: this torch form (the
+    deep arm imports no theory) is tested channel by channel against it. The mean part
+    is :math:`1/(2M)` times the mean sigmoid *of the PN output* :math:`\tilde h` (what
+    :math:`A''` is evaluated at).
     Loss convention: Theorem 1's -- unhalved NLL (cross entropy) plus
     :math:`\zeta\gamma^2`. Leading order in :math:`1/M`.
 

@@ -500,18 +500,11 @@ def learning_rate(config: TrainConfig, step: int, steps_per_epoch: int) -> float
 
 # ------------------------------------------------------------------------ run folders
 def load_checkpoint(path, map_location="cpu") -> dict:
-    """A checkpoint written by ``train.train``, loaded with ``weights_only=True``."""
-    path = Path(path)
-    try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    except FileNotFoundError:
-        raise
-    except Exception as exc:  # any unpickling failure means a bad file
-        raise ValueError(f"{path}: not a readable checkpoint ({exc})") from None
-    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{path}: not a perceptron_theory checkpoint (format "
-                         f"{CHECKPOINT_FORMAT})")
-    return ckpt
+    """A checkpoint written by ``train.train``, loaded with ``weights_only=True``; a
+    missing, truncated or foreign file gives one line (:mod:`._runfolder`)."""
+    from . import _runfolder
+
+    return _runfolder.load(Path(path), map_location, CHECKPOINT_FORMAT)
 
 
 def load_run(run_dir, device="cpu"):

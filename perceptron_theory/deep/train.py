@@ -69,8 +69,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._checks import check_int
+from .._checks import check_int, check_output_dir
 from .._io import _jsonable, atomic_write_bytes, atomic_write_json, atomic_write_text
+from . import _runfolder
 from .data import DataBundle, augment, derive_seed, iterate_minibatches
 from .norms import PopulationNorm, refresh_population_stats
 from .penalties import forward_with_record
@@ -369,11 +370,14 @@ def train(config: TrainConfig, out_dir=None, *, resume: bool = False, progress=N
     config : TrainConfig
         The run.
     out_dir : str or Path, optional
-        Output folder (created). Without ``resume`` it must not hold a checkpoint.
-        None: write nothing (see above).
+        Output folder (created). Without ``resume`` it must not hold a checkpoint. It is
+        locked while the run lasts (``.lock`` names the holder; a second writer gets a
+        ValueError, a killed holder's lock is taken over) and temporary files of killed
+        writes are removed (:mod:`._runfolder`). None: write nothing (see above).
     resume : bool
         Continue from ``out_dir/checkpoint.pt`` (or start afresh when there is none).
-        The configuration must equal the saved one except for ``epochs``.
+        The configuration must equal the saved one (``config.json`` and the one stored
+        in the checkpoint) except for ``epochs``, which may not drop below those done.
     progress : bool, optional
         tqdm progress bar over epochs; default: when stderr is a terminal.
     callbacks : sequence of callables
@@ -437,10 +441,20 @@ def train(config: TrainConfig, out_dir=None, *, resume: bool = False, progress=N
     if given:
         raise ValueError(f"{given[0]} needs out_dir=None: a run folder must be rebuildable "
                          f"from its config.json")
-    out_dir = Path(out_dir)
+    out_dir = check_output_dir("out_dir", out_dir)
+    # one writer per folder; stale temporary files of killed writes are removed
+    with _runfolder.RunLock(out_dir, enabled=_runfolder.rank_is_main()):
+        return _train_in_folder(config, out_dir, resume, progress, callbacks,
+                                step_callbacks, eval_splits)
+
+
+def _train_in_folder(config, out_dir, resume, progress, callbacks, step_callbacks,
+                     eval_splits) -> TrainResult:
     ckpt_path = out_dir / CHECKPOINT_FILE
     if resume:
         _check_resume_config(out_dir, config)
+        if ckpt_path.is_file():  # the config the weights came from, not only config.json
+            _runfolder.check_resume(load_checkpoint(ckpt_path), config, ckpt_path)
     elif ckpt_path.exists():
         raise ValueError(f"out_dir {out_dir} already holds {CHECKPOINT_FILE}; pass "
                          "resume=True to continue it or choose another folder")

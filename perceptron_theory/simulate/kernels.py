@@ -54,6 +54,8 @@ from numba import njit
 
 from perceptron_theory.simulate._rng import fill_normal, fill_normal_dot, next_u64, normal
 
+#: The code :func:`act` / :func:`dact` branch on, for each of
+#: :data:`perceptron_theory.vocabulary.ACTIVATIONS` (a test checks the keys).
 ACTIVATION_CODES = {"linear": 0, "relu": 1, "erf": 2}
 BN_EPS = 1e-5
 RUNNING_MOMENTUM = 0.1
@@ -200,13 +202,6 @@ def chi2(state, k, z0=np.nan):
         v = v * v * v
         if math.log(_uniform(state)) < 0.5 * x * x + d - d * v + d * math.log(v):
             return 2.0 * d * v * boost
-
-
-@njit(cache=True)
-def fill_batch(state, X, scale):
-    """``X`` (shape=(M, N)) <- independent N(0, scale^2) entries."""
-    for m in range(X.shape[0]):
-        fill_normal(state, X[m], scale)
 
 
 @njit(cache=True)

@@ -33,32 +33,45 @@ parallel (``prange``), each on its own stream, so results do not depend on the t
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 from numba import njit, prange
 
+from perceptron_theory import vocabulary as _vocab
 from perceptron_theory._checks import check_choice, check_int, check_real
 from perceptron_theory.simulate import _offline_kernels as FK
 from perceptron_theory.simulate import kernels as K
 from perceptron_theory.simulate._rng import seed_state, shuffle
 from perceptron_theory.simulate.data import fill_training_set, init_weights_vector
 from perceptron_theory.simulate.online import (
+    MAX_POINTS,
+    MAX_SEEDS,
     METHODS,
     SeedStats,
     _diverged,
+    check_sim_work,
     method_config,
     run_in_batches,
     seed_array,
     student_readout,
 )
 
-__all__ = ["OfflineResult", "run", "MAX_ELEMENTS"]
+__all__ = ["OfflineResult", "run", "MAX_ELEMENTS", "BN_SCHEDULE", "BNRuns", "bn_with_wn_decay",
+           "bn_runs"]
 
 # P * N above this would not fit comfortably in memory per seed (8 bytes each; twice as
 # many at float32)
 MAX_ELEMENTS = 200_000_000
 _DTYPES = {"float64": 8, "float32": 4}  # storage dtype of the training set -> bytes
+# cost model of one seed for check_sim_work, in ns of one core, rounded up (measured in
+# benchmarks/simulate.py, section e): an epoch ~0.6 ns (float64) / ~0.3 ns (float32) per
+# entry of the training set plus the O(M) work of each step; drawing the set a few ns per
+# entry; each record reads the set once more
+_EPOCH_PER_ENTRY = 1.0
+_STEP_OVERHEAD = 500.0
+_DATA_PER_ENTRY = 8.0
 
 
 @njit(cache=True)
@@ -247,7 +260,9 @@ class OfflineResult(SeedStats):
 def run(method: str, activation: str, *, N: int, alpha: float, epochs: int, lr: float,
         zeta: float = 0.0, batch_size: int = 1, teacher: str = "linear", noise: float = 0.0,
         lr_final: float | None = None, n_points: int = 6, seeds=1, seed: int = 0,
-        R_init: float = 0.0, L_init: float = 1.0, gamma_init: float = 1.0,
+        R_init: float = _vocab.INITIAL_CONDITIONS["R_init"],
+        L_init: float = _vocab.INITIAL_CONDITIONS["L_init"],
+        gamma_init: float = _vocab.INITIAL_CONDITIONS["gamma_init"],
         ghost_size: int | None = None, progress: bool | None = None,
         dtype: str = "float64") -> OfflineResult:
     """Train on a fixed set of ``P = round(alpha N)`` samples, ``seeds`` runs in parallel.
@@ -267,6 +282,11 @@ def run(method: str, activation: str, *, N: int, alpha: float, epochs: int, lr: 
     teacher = check_choice("teacher", teacher, K.ACTIVATION_CODES)
     N = check_int("N", N, 3)
     alpha = check_real("alpha", alpha, 0.0, lo_open=True)
+    dtype = check_choice("dtype", dtype, _DTYPES)
+    limit = MAX_ELEMENTS * 8 // _DTYPES[dtype]
+    if alpha * N * N > limit:  # in floats: alpha N may not fit an integer
+        raise ValueError(f"alpha N^2 = {alpha * N * N:.4g} exceeds the in-memory limit "
+                         f"{limit} (P x N {dtype} training set per seed)")
     P = max(int(round(alpha * N)), 1)
     epochs = check_int("epochs", epochs, 1)
     lr = check_real("lr", lr, 0.0, lo_open=True)
@@ -276,17 +296,18 @@ def run(method: str, activation: str, *, N: int, alpha: float, epochs: int, lr: 
     M = check_int("batch_size", batch_size, 1)
     if M > P:
         raise ValueError(f"batch_size must be <= P = round(alpha N) = {P}, got {M}")
-    dtype = check_choice("dtype", dtype, _DTYPES)
-    limit = MAX_ELEMENTS * 8 // _DTYPES[dtype]
-    if P * N > limit:
-        raise ValueError(f"alpha N^2 = {P * N} exceeds the in-memory limit {limit} "
-                         f"(P x N {dtype} training set per seed)")
     noise = check_real("noise", noise, 0.0)
     R_init = check_real("R_init", R_init, -1.0, 1.0)
     L_init = check_real("L_init", L_init, 0.0, lo_open=True)
     gamma_init = check_real("gamma_init", gamma_init)
     cfg = method_config(method, activation, teacher, M, zeta, ghost_size, False)
-    n_points = check_int("n_points", n_points, 1)
+    n_points = check_int("n_points", n_points, 1, MAX_POINTS)
+    n_seeds = check_int("seeds", seeds, 1, MAX_SEEDS) if np.isscalar(seeds) else len(seeds)
+    check_sim_work(f"offline {method}: seeds={n_seeds}, N={N}, P={P}, epochs={epochs}, "
+                   f"n_points={n_points}", n_seeds, min(n_points, epochs) + 1,
+                   _DTYPES[dtype] * float(P) * N + 8.0 * (3 * N + 3 * P),
+                   float(epochs) * ((P // M) * _STEP_OVERHEAD + _EPOCH_PER_ENTRY * P * N)
+                   + (_DATA_PER_ENTRY + min(n_points, epochs) + 1) * float(P) * N)
     rec = np.unique(np.round(np.linspace(0, epochs, n_points + 1)[1:]).astype(np.int64))
     seeds = seed_array(seeds, seed)
     rec = np.concatenate([[0], rec])
@@ -307,3 +328,82 @@ def run(method: str, activation: str, *, N: int, alpha: float, epochs: int, lr: 
     return OfflineResult(method, activation, teacher, N, P, P / N, M, lr, lr_final, zeta,
                          noise, rec.astype(float), gamma, beta, R, L, Q, eps, loss, diverged,
                          ep_div, seeds)
+
+
+# ------------------------------------------------------ BN beside its WN + decay control
+#: The schedule of the offline BN experiments (Luo et al. Fig. 1's squares; L-F1a,
+#: L-F1b): rate 0.3 -> 0.003 geometric, from a small student (L = 0.05, gamma = 0.5).
+BN_SCHEDULE = {"lr": 0.3, "lr_final": 0.003, "L_init": 0.05, "gamma_init": 0.5}
+
+
+@dataclass(frozen=True)
+class BNRuns:
+    """Offline BN and its WN + gamma-decay control on the same training sets (same seeds).
+
+    ``wn`` is ``None`` when the control was not run; records at epochs 0, E/2, E.
+    """
+
+    activation: str
+    N: int
+    alpha: float
+    P: int
+    epochs: int
+    batch_size: int
+    zeta: float
+    seeds: np.ndarray
+    bn: OfflineResult
+    wn: OfflineResult | None
+
+
+def bn_with_wn_decay(activation: str, *, N: int, alpha: float, epochs: int, batch_size: int,
+                     noise: float, zeta: float, n_seeds: int, seed: int = 0, wn: bool = True,
+                     schedule: Mapping = BN_SCHEDULE) -> BNRuns:
+    """Method ``"bn"`` and ``"wn-decay"`` (per-sample decay ``zeta``) on the same training sets.
+
+    Seeds ``1000 seed + (0, ..., n_seeds - 1)``: each seed's teacher, training set and
+    initial student are the same for both (:func:`.data.training_set`,
+    :func:`.data.student_init` reproduce them), so the two can be compared paired, and
+    with exact finite-N solutions on the same data.
+
+    Parameters
+    ----------
+    activation : {"linear", "relu", "erf"}
+        Student activation (the teacher is linear).
+    N, alpha, epochs, batch_size, noise
+        As :func:`run`.
+    zeta : float
+        Per-sample decay of the WN control (sum convention: ``alpha zeta``).
+    n_seeds, seed : int
+        How many training sets, and the block they are taken from.
+    wn : bool
+        Also run the WN + decay control.
+    schedule : mapping
+        ``lr``, ``lr_final``, ``L_init``, ``gamma_init`` (default :data:`BN_SCHEDULE`).
+
+    Returns
+    -------
+    BNRuns
+    """
+    seeds = np.arange(check_int("n_seeds", n_seeds, 1)) + 1000 * check_int("seed", seed, 0)
+    kw = dict(N=N, alpha=alpha, epochs=epochs, batch_size=batch_size, noise=noise, seeds=seeds,
+              n_points=2, **schedule)
+    bn = run("bn", activation, **kw)
+    wnr = run("wn-decay", activation, zeta=zeta, **kw) if wn else None
+    return BNRuns(activation, bn.N, alpha, bn.P, int(epochs), bn.batch_size, float(zeta),
+                  seeds, bn, wnr)
+
+
+def bn_runs(activation: str, grid: Mapping[float, Sequence[int]], *,
+            epochs: Callable[[float], int], n_seeds: int, seed: int = 0,
+            wn_max_N: int | None = None, **kw) -> dict:
+    """:func:`bn_with_wn_decay` at every ``(alpha, N)`` of ``grid`` (``alpha -> Ns``).
+
+    ``epochs(alpha)`` gives each load its number of epochs; the control runs where
+    ``N <= wn_max_N`` (everywhere when ``None``); ``kw`` goes to :func:`bn_with_wn_decay`.
+    Returns ``{(alpha, N): BNRuns}``.
+    """
+    return {(a, N): bn_with_wn_decay(activation, N=N, alpha=a, epochs=int(epochs(a)),
+                                     n_seeds=n_seeds, seed=seed,
+                                     wn=wn_max_N is None or N <= wn_max_N, **kw)
+            for a, Ns in grid.items() for N in Ns}
+

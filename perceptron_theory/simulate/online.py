@@ -30,7 +30,14 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit, prange
 
-from perceptron_theory._checks import check_choice, check_int, check_real
+from perceptron_theory import vocabulary as _vocab
+from perceptron_theory._checks import (
+    check_choice,
+    check_int,
+    check_memory,
+    check_real,
+    check_work,
+)
 from perceptron_theory.simulate import kernels as K
 from perceptron_theory.simulate._rng import seed_state
 from perceptron_theory.simulate.data import init_weights_vector
@@ -41,7 +48,10 @@ __all__ = ["METHODS", "Method", "OnlineResult", "run", "method_config", "exact_t
 
 @dataclass(frozen=True)
 class Method:
-    """One student / update rule: how its pre-activation is normalized."""
+    """One student / update rule: how its pre-activation is normalized.
+
+    ``name`` is a model of :data:`perceptron_theory.vocabulary.MODELS` (``doc`` its summary).
+    """
 
     name: str
     normalized: bool
@@ -49,27 +59,26 @@ class Method:
     scale_batch: bool = False
     learn_beta: bool = False
     ghost: bool = False
-    zeta: str = "any"  # "zero", "positive" or "any"
-    doc: str = ""
+    zeta: str = "any"  # "zero" or "any"
+
+    @property
+    def doc(self) -> str:
+        return _vocab.MODELS[self.name].summary
 
 
+#: Kernel configuration of every model of :func:`perceptron_theory.vocabulary.methods`
+#: ``("simulate")``, in that order (a test checks the keys).
 METHODS = {m.name: m for m in (
-    Method("sgd", False, zeta="zero", doc="plain student s = w.x"),
-    Method("wn", True, zeta="zero",
-           doc="weight normalization s = gamma sqrt(N) w.x/|w| (Luo et al. eq. 4, zeta = 0)"),
-    Method("wn-decay", True, zeta="positive",
-           doc="weight normalization + gamma decay (the ODE's 'bn', Luo et al. eq. 6)"),
-    Method("pn", True, learn_beta=True,
-           doc="population normalization (exact mu_P = 0, sigma_P = |w|/sqrt N) + beta"),
-    Method("bn", True, True, True, True, doc="batch normalization with real batch statistics"),
-    Method("bn-mean", True, True, False, True,
-           doc="mean-only BN: batch mean, population scale"),
-    Method("bn-var", True, False, True, True,
-           doc="variance-only BN: population mean, batch standard deviation"),
-    Method("ghost-bn", True, True, True, True, ghost=True,
-           doc="BN with statistics over virtual batches of ghost_size samples"),
+    Method("sgd", False, zeta="zero"),
+    Method("wn", True, zeta="zero"),
+    Method("wn-decay", True),  # zeta = 0 is "wn"
+    Method("pn", True, learn_beta=True),
+    Method("bn", True, True, True, True),
+    Method("bn-mean", True, True, False, True),
+    Method("bn-var", True, False, True, True),
+    Method("ghost-bn", True, True, True, True, ghost=True),
 )}
-ENGINES = ("vector", "reduced")
+ENGINES = _vocab.ENGINES
 FIELDS = ("gamma", "beta", "q2", "c", "running_mean", "running_var")
 
 
@@ -81,8 +90,6 @@ def method_config(method: str, activation: str, teacher: str, batch_size: int, z
     if spec.zeta == "zero" and zeta != 0.0:
         raise ValueError(f"zeta must be 0 for method {method!r} (use 'wn-decay' for gamma "
                          f"decay), got {zeta}")
-    if spec.zeta == "positive" and zeta <= 0.0:
-        raise ValueError(f"zeta must be > 0 for method {method!r}, got {zeta}")
     if spec.center_batch or spec.scale_batch:
         if M < 2:
             raise ValueError(f"batch_size must be >= 2 for method {method!r} (batch statistics), "
@@ -133,7 +140,8 @@ def _run_one(cfg, prm, N, M, rec_steps, seed, init, engine, out):
     n_vec = N if vector else 1
     w_star, w = np.empty(n_vec), np.empty(n_vec)
     X = np.empty((M, n_vec))
-    z = np.empty(2 * M + M * (M + 1) // 2)  # kernels.reduced_scratch_size(M)
+    # kernels.reduced_scratch_size(M), used by the reduced engine only (O(M^2) memory)
+    z = np.empty(1 if vector else 2 * M + M * (M + 1) // 2)
     if vector:
         init_weights_vector(state, init[0], init[1], w_star, w, X[0])
         sc[2] = np.dot(w, w) / N
@@ -208,13 +216,46 @@ class SeedStats:
         return to_plain_dict(self)
 
 
+def step_cost(M: int, N: int, vector: bool) -> float:
+    """Cost of one SGD step in :data:`perceptron_theory._checks.OPS_PER_S` units (ns),
+    measured on one core: ~500 ns of overhead plus ~6 ns per input entry (vector engine)
+    or ~15 ns per pair of samples (reduced engine)."""
+    return 500.0 + (6.0 * M * N if vector else 15.0 * M * M)
+
+
+#: Most recorded times of one call.
+MAX_POINTS = 10**6
+#: Most seeds of one call (each is a full simulation; the limit only keeps the bookkeeping
+#: arrays of an absurd count from exhausting memory before :func:`check_sim_work` runs).
+MAX_SEEDS = 10**7
+
+
 def seed_array(seeds, seed: int) -> np.ndarray:
     """``seeds`` as an int64 array: a count (``seed, seed + 1, ...``) or explicit seeds."""
-    out = np.arange(seed, seed + check_int("seeds", seeds, 1)) if np.isscalar(seeds) \
-        else np.asarray(seeds, np.int64)
-    if out.ndim != 1 or out.size == 0 or np.any(out < 0):
-        raise ValueError(f"seeds must be a count >= 1 or non-negative integers, got {seeds}")
-    return out.astype(np.int64)
+    if np.isscalar(seeds):
+        n = check_int("seeds", seeds, 1, MAX_SEEDS)
+        seed = check_int("seed", seed, 0, 2**63 - 1 - n)
+        return np.arange(seed, seed + n, dtype=np.int64)
+    try:
+        out = np.asarray(seeds, np.int64)
+    except (TypeError, ValueError, OverflowError):
+        raise ValueError(f"seeds must be a count >= 1 or non-negative integers, "
+                         f"got {seeds!r}") from None
+    if out.ndim != 1 or out.size == 0 or np.any(out < 0) or out.size > MAX_SEEDS:
+        raise ValueError(f"seeds must be a count in [1, {MAX_SEEDS}] or up to {MAX_SEEDS} "
+                         f"non-negative integers, got {seeds}")
+    return out
+
+
+def check_sim_work(what: str, n_seeds: int, n_rec: int, per_seed_bytes: float,
+                   ops_per_seed: float) -> None:
+    """Refuse (ValueError with the estimate) a simulation that would not fit in memory --
+    ``n_seeds x n_rec`` records plus one seed's working arrays per thread -- or in time."""
+    import numba
+
+    rec_bytes = 8.0 * n_seeds * n_rec * 8
+    check_memory(what, rec_bytes + per_seed_bytes * min(n_seeds, numba.get_num_threads()))
+    check_work(what, float(n_seeds) * ops_per_seed)
 
 
 @dataclass(frozen=True)
@@ -313,8 +354,11 @@ def student_readout(method: str, activation: str, teacher: str, out: np.ndarray)
 
 def run(method: str, activation: str, *, N: int, lr: float, t_max: float, zeta: float = 0.0,
         batch_size: int = 1, teacher: str | None = None, noise: float = 0.0,
-        n_points: int = 51, times=None, seeds=1, seed: int = 0, R_init: float = 0.0,
-        L_init: float = 1.0, gamma_init: float = 1.0, ghost_size: int | None = None,
+        n_points: int = 51, times=None, seeds=1, seed: int = 0,
+        R_init: float = _vocab.INITIAL_CONDITIONS["R_init"],
+        L_init: float = _vocab.INITIAL_CONDITIONS["L_init"],
+        gamma_init: float = _vocab.INITIAL_CONDITIONS["gamma_init"],
+        ghost_size: int | None = None,
         engine: str = "vector", freeze_L: bool = False, progress: bool | None = None
         ) -> OnlineResult:
     """Simulate online SGD for ``seeds`` independent runs.
@@ -346,11 +390,14 @@ def run(method: str, activation: str, *, N: int, lr: float, t_max: float, zeta: 
     seed : int
         First seed when ``seeds`` is a count.
     R_init, L_init, gamma_init : float
-        Initial overlap, length |w|/sqrt N (for ``sgd``: Q) and gamma.
+        Initial overlap, length |w|/sqrt N (for ``sgd``: Q) and gamma; by default
+        :data:`perceptron_theory.vocabulary.INITIAL_CONDITIONS`, as in
+        :func:`perceptron_theory.theory.dynamics.integrate`.
     ghost_size : int, optional
         Virtual batch size for ``ghost-bn``.
     engine : str
-        ``"vector"`` (full N-vectors) or ``"reduced"`` (exact order-parameter chain).
+        ``"vector"`` (full N-vectors) or ``"reduced"`` (exact order-parameter chain,
+        ``batch_size <= N - 2``).
     freeze_L : bool
         Rescale w to length ``L_init sqrt N`` after every step (normalized students only:
         their output does not depend on |w|, so this only fixes the effective rate).
@@ -374,13 +421,23 @@ def run(method: str, activation: str, *, N: int, lr: float, t_max: float, zeta: 
     if freeze_L and not METHODS[method].normalized:
         raise ValueError(f"freeze_L applies to normalized students only, not {method!r}")
     cfg = method_config(method, activation, teacher, M, zeta, ghost_size, freeze_L)
+    n_seeds = check_int("seeds", seeds, 1, MAX_SEEDS) if np.isscalar(seeds) else len(seeds)
     if times is None:
-        n_points = check_int("n_points", n_points, 1)
+        n_points = check_int("n_points", n_points, 1, MAX_POINTS)
+        check_sim_work(f"n_points={n_points}", n_seeds, n_points, 0.0, 0.0)
         times = np.linspace(0.0, t_max, n_points)
     times = np.asarray(times, float)
     if times.ndim != 1 or times.size == 0 or np.any(np.diff(times) < 0) or times[0] < 0 \
             or times[-1] > t_max * (1 + 1e-12):
         raise ValueError(f"times must be a non-empty increasing sequence in [0, t_max={t_max}]")
+    vector = engine == "vector"
+    if not vector and M > N - 2:  # Bartlett's Wishart Gram needs N - 2 >= M dimensions
+        raise ValueError(f"batch_size must be <= N - 2 = {N - 2} for engine 'reduced', got "
+                         f"{M}; use engine 'vector'")
+    n_steps = t_max * N / M
+    check_sim_work(f"online {method}: seeds={n_seeds}, N={N}, batch_size={M}, t_max={t_max:g}",
+                   n_seeds, times.size, 8.0 * ((M + 3) * N if vector else M * (M + 5) / 2),
+                   n_steps * step_cost(M, N, vector) + N)
     seeds = seed_array(seeds, seed)
     rec = np.round(times * N / M).astype(np.int64)
     t = rec * M / N

@@ -10,12 +10,14 @@ Students and loss convention
 Per sample :math:`\ell = \tfrac12 (g(t) - g(s))^2 + \tfrac{\zeta}{2}\gamma^2`, teacher
 :math:`t = w^{*}\cdot x` with :math:`|w^*|^2 = N`, :math:`x \sim N(0, I/N)`.
 
-* ``"bn"`` / ``"wn"`` -- normalized student :math:`s = \gamma \sqrt N\, w\cdot x / |w|`
-  (BN read as WN + gamma decay, Luo et al. eq. 4); ``"wn"`` is ``"bn"`` at
-  :math:`\zeta = 0`. SGD (Luo et al. eq. 5) updates :math:`w` with rate :math:`\eta` and the
-  scalar :math:`\gamma` with rate :math:`\eta/N`, so that all order parameters move on
-  the time scale :math:`t = j/N` (as Luo et al. eq. 9 assume). In the limit
-  :math:`N \to \infty`:
+* ``"wn-decay"`` / ``"wn"`` -- normalized student
+  :math:`s = \gamma \sqrt N\, w\cdot x / |w|` with a decay on gamma (BN read as WN +
+  gamma decay, Luo et al. eq. 4; the name of :mod:`perceptron_theory.vocabulary`,
+  formerly ``"bn"``, which still works with a :class:`DeprecationWarning`); ``"wn"`` is
+  ``"wn-decay"`` at :math:`\zeta = 0`. SGD (Luo et al. eq. 5) updates :math:`w` with rate
+  :math:`\eta` and the scalar :math:`\gamma` with rate :math:`\eta/N`, so that all order
+  parameters move on the time scale :math:`t = j/N` (as Luo et al. eq. 9 assume). In the
+  limit :math:`N \to \infty`:
 
   .. math::
 
@@ -82,16 +84,18 @@ Yoshida et al. 2017) use the WN expression with :math:`L = 1`.
 from __future__ import annotations
 
 import functools
+import warnings
 from dataclasses import asdict, dataclass
 
 import numpy as np
-import sympy as sp
-from scipy import integrate as _integrate
 from scipy import optimize as _optimize
 
+from perceptron_theory import vocabulary as _vocab
 from perceptron_theory._checks import check_array, check_choice, check_int, check_real
 from perceptron_theory._io import to_plain_dict
 from perceptron_theory.theory import integrals as _int
+from perceptron_theory.theory._codegen import lambdified
+from perceptron_theory.theory.integrals import sp  # sympy, imported on first use
 
 __all__ = [
     "METHODS",
@@ -110,30 +114,62 @@ __all__ = [
     "quasi_static_branch",
 ]
 
-METHODS = ("bn", "wn", "sgd")
+#: The models of this module (:func:`perceptron_theory.vocabulary.methods`).
+METHODS = _vocab.methods("dynamics")
+
+#: Largest learning rate and gamma decay accepted. Beyond them the system is so stiff
+#: that the solver stalls (zeta = 1e308 never finished) or the fixed point underflows
+#: (gamma0 = 1/(2 zeta + 1) = 0), and they are far outside any stable regime
+#: (eta_max ~ 2 + 4 zeta).
+LR_MAX = ZETA_MAX = 1e6
+#: Longest integration time accepted, in units of N steps: every trajectory has reached
+#: its fixed point or diverged long before (the slowest rates are ~ lr zeta).
+T_MAX = 1e9
+#: Right-hand-side evaluations after which :func:`integrate` gives up (~7 s): a safety
+#: net under the ranges above, whose slowest corners (lr = 1e6, zeta = 1e-6,
+#: t_max = 1e9) need ~3e5.
+MAX_EVALUATIONS = 500_000
+#: Most output times of a trajectory.
+MAX_POINTS = 10**6
+#: Range of the raw weight length L0 at the fixed point in :func:`lr_limits` (the
+#: effective rate per lr is gamma0 / L0^2, which must stay finite and non-zero).
+L_RANGE = (1e-6, 1e6)
 
 # ---------------------------------------------------------------------- symbolic system
-_g, _R, _L, _eta, _zeta = sp.symbols("gamma R L eta zeta", real=True)
-_Isym = {k: sp.Function(k) for k in ("I1", "I2", "I3")}
-
-
-def _check_method(method: str, zeta: float) -> float:
-    check_choice("method", method, METHODS)
-    zeta = check_real("zeta", zeta, lo=0.0)
-    if method in ("wn", "sgd") and zeta != 0.0:
-        raise ValueError(f"zeta must be 0 for method {method!r} (gamma decay is BN's), "
-                         f"got {zeta!r}")
-    return zeta
-
-
 @functools.cache
+def _symbols():
+    """The ODE's sympy symbols ``(gamma, R, L, eta, zeta)``, the integrals as undefined
+    functions, and placeholders for their values and partial derivatives (built on first
+    use: a warm process evaluates the cached right-hand side without sympy)."""
+    g, R, L, eta, zeta = sp.symbols("gamma R L eta zeta", real=True)
+    Isym = {k: sp.Function(k) for k in ("I1", "I2", "I3")}
+    vals = {k: sp.Symbol(f"v_{k}") for k in ("I1", "I2", "I3")}
+    dvals = {(k, w): sp.Symbol(f"v_{k}_{w}") for k in ("I1", "I2", "I3") for w in ("Q", "R")}
+    return (g, R, L, eta, zeta), Isym, vals, dvals
+
+
+def _check_method(method: str, zeta: float) -> tuple[str, float]:
+    """``(method, zeta)`` checked; a deprecated method name is mapped (with a warning)."""
+    method = check_choice("method", _vocab.resolve_method("dynamics", method, 4), METHODS)
+    zeta = check_real("zeta", zeta, lo=0.0, hi=ZETA_MAX)
+    if method in ("wn", "sgd") and zeta != 0.0:
+        raise ValueError(f"zeta must be 0 for method {method!r} (gamma decay is wn-decay's), "
+                         f"got {zeta!r}")
+    return method, zeta
+
+
 def symbolic_system(method: str) -> tuple[tuple[sp.Symbol, ...], sp.Matrix, sp.Matrix]:
     """Return ``(state, f, J)``: the ODE right-hand side and its Jacobian in sympy.
 
     ``f`` and ``J`` contain the integrals as undefined functions ``I1(gamma, R)`` etc.
     (and their derivatives), so the same expressions serve every activation.
     """
-    check_choice("method", method, METHODS)
+    return _symbolic_system(_check_method(method, 0.0)[0])
+
+
+@functools.cache
+def _symbolic_system(method: str) -> tuple[tuple[sp.Symbol, ...], sp.Matrix, sp.Matrix]:
+    (_g, _R, _L, _eta, _zeta), _Isym, _, _ = _symbols()
     I1, I2, I3 = (_Isym[k](_g, _R) for k in ("I1", "I2", "I3"))
     if method == "sgd":
         state = (_g, _R)  # gamma plays Q
@@ -150,12 +186,8 @@ def symbolic_system(method: str) -> tuple[tuple[sp.Symbol, ...], sp.Matrix, sp.M
     return state, f, f.jacobian(sp.Matrix(state))
 
 
-# placeholders for the integral values and their partial derivatives
-_vals = {k: sp.Symbol(f"v_{k}") for k in ("I1", "I2", "I3")}
-_dvals = {(k, w): sp.Symbol(f"v_{k}_{w}") for k in ("I1", "I2", "I3") for w in ("Q", "R")}
-
-
-def _substitute(expr: sp.Expr) -> sp.Expr:
+def _substitute(expr):
+    (_g, _R, *_), _Isym, _vals, _dvals = _symbols()
     rep = {}
     for k, F in _Isym.items():
         rep[sp.Derivative(F(_g, _R), _g)] = _dvals[(k, "Q")]
@@ -164,15 +196,20 @@ def _substitute(expr: sp.Expr) -> sp.Expr:
     return expr.subs({F(_g, _R): _vals[k] for k, F in _Isym.items()})
 
 
-_ARGS = (_g, _R, _L, _eta, _zeta, *_vals.values(), *_dvals.values())
+def _args():
+    state, _, vals, dvals = _symbols()
+    return (*state, *vals.values(), *dvals.values())
 
 
 @functools.cache
 def _compiled_system(method: str):
-    _, f, J = symbolic_system(method)
-    f_num = sp.lambdify(_ARGS, _substitute(f), modules="numpy", cse=True)
-    J_num = sp.lambdify(_ARGS, _substitute(J), modules="numpy", cse=True)
-    return f_num, J_num
+    def derive(which):
+        _, f, J = _symbolic_system(method)
+        return sp.lambdify(_args(), _substitute(f if which == "f" else J), modules="numpy",
+                           cse=True)
+
+    return tuple(lambdified(f"dynamics:{method}:{w}", lambda w=w: derive(w), ("dynamics.py",))
+                 for w in ("f", "J"))
 
 
 def _integral_args(activation: str, gamma: float, R: float, with_derivatives: bool):
@@ -184,9 +221,9 @@ def _integral_args(activation: str, gamma: float, R: float, with_derivatives: bo
 def rhs(method: str, activation: str, lr: float, zeta: float = 0.0):
     """Return ``f(t, y)`` for :func:`scipy.integrate.solve_ivp`.
 
-    ``y = (gamma, R, L)`` for ``"bn"``/``"wn"``, ``y = (Q, R)`` for ``"sgd"``.
+    ``y = (gamma, R, L)`` for ``"wn-decay"``/``"wn"``, ``y = (Q, R)`` for ``"sgd"``.
     """
-    zeta = _check_method(method, zeta)
+    method, zeta = _check_method(method, zeta)
     check_choice("activation", activation, _int.ACTIVATIONS)
     lr = check_real("lr", lr, lo=0.0, lo_open=True)
     f_num, _ = _compiled_system(method)
@@ -203,7 +240,7 @@ def rhs(method: str, activation: str, lr: float, zeta: float = 0.0):
 
 def jacobian(method: str, activation: str, lr: float, zeta: float, point) -> np.ndarray:
     """Jacobian of :func:`rhs` at ``point`` (``(gamma, R, L)`` or ``(Q, R)``), from sympy."""
-    zeta = _check_method(method, zeta)
+    method, zeta = _check_method(method, zeta)
     lr = check_real("lr", lr, lo=0.0, lo_open=True)
     g = check_real("gamma", point[0], lo=0.0, lo_open=True)
     R = check_real("R", point[1], lo=-1.0, hi=1.0)
@@ -216,7 +253,12 @@ def jacobian(method: str, activation: str, lr: float, zeta: float, point) -> np.
 # ---------------------------------------------------------------------- trajectories
 @dataclass(frozen=True)
 class Trajectory:
-    """An integrated ODE trajectory; ``eps`` is the generalization error along it."""
+    """An integrated ODE trajectory; ``eps`` is the generalization error along it.
+
+    ``status`` and ``message`` are :func:`scipy.integrate.solve_ivp`'s, except that
+    ``status = -1`` also marks a trajectory whose gamma (Q for SGD) left ``(0, inf)``:
+    ``eps`` is undefined (NaN; ``null`` in JSON) from there on, and ``message`` says when.
+    """
 
     method: str
     activation: str
@@ -237,23 +279,32 @@ class Trajectory:
 
 
 def integrate(method: str, activation: str, *, lr: float, zeta: float = 0.0,
-              gamma_init: float = 0.5, R_init: float = 0.0, L_init: float = 1.0,
+              gamma_init: float | None = None,
+              R_init: float = _vocab.INITIAL_CONDITIONS["R_init"],
+              L_init: float = _vocab.INITIAL_CONDITIONS["L_init"],
               t_max: float = 50.0, n_points: int = 201, rtol: float = 1e-8,
               atol: float = 1e-10, blowup: float = 1e6, freeze_L: bool = False) -> Trajectory:
     """Integrate the order-parameter ODEs with :func:`scipy.integrate.solve_ivp` (LSODA).
 
     Parameters
     ----------
-    method : {"bn", "wn", "sgd"}
-        Student and update rule (module docstring).
+    method : {"wn-decay", "wn", "sgd"}
+        Student and update rule (module docstring; ``"bn"``: deprecated name of
+        ``"wn-decay"``).
     activation : {"linear", "relu", "erf"}
         Shared by teacher and student.
     lr : float
         Learning rate :math:`\\eta > 0`.
     zeta : float
-        Gamma decay (``"bn"`` only).
+        Gamma decay (``"wn-decay"`` only).
     gamma_init, R_init, L_init : float
-        Initial condition (``gamma_init`` is ``Q`` for ``"sgd"``; ``L_init`` unused there).
+        Initial condition, by default :data:`perceptron_theory.vocabulary.INITIAL_CONDITIONS`
+        (gamma = 1, R = 0, L = 1), the same as :func:`perceptron_theory.simulate.online.run`.
+        For ``"sgd"`` the plain student's scale :math:`Q = |w|/\\sqrt N` is ``L_init``, as in
+        the simulation; ``gamma_init`` there is ignored (given and different from
+        ``L_init`` it is still read as ``Q(0)``, the old convention, with a
+        :class:`DeprecationWarning`).
+        ``L_init`` lies in :data:`L_RANGE`.
     t_max : float
         Final time, in units of N SGD steps.
     n_points : int
@@ -265,15 +316,31 @@ def integrate(method: str, activation: str, *, lr: float, zeta: float = 0.0,
     freeze_L : bool
         Hold ``L`` at ``L_init`` (the quasi-static system of :func:`quasi_static_branch`).
     """
-    zeta = _check_method(method, zeta)
+    method, zeta = _check_method(method, zeta)
     check_choice("activation", activation, _int.ACTIVATIONS)
-    lr = check_real("lr", lr, lo=0.0, lo_open=True)
-    g0 = check_real("gamma_init", gamma_init, lo=0.0, lo_open=True)
+    lr = check_real("lr", lr, lo=0.0, hi=LR_MAX, lo_open=True)
+    blowup = check_real("blowup", blowup, lo=0.0, lo_open=True)
     r0 = check_real("R_init", R_init, lo=-1.0, hi=1.0)
-    l0 = check_real("L_init", L_init, lo=0.0, lo_open=True)
-    t_max = check_real("t_max", t_max, lo=0.0, lo_open=True)
-    n_points = check_int("n_points", n_points, lo=2)
-    f_full = rhs(method, activation, lr, zeta)
+    l0 = check_real("L_init", L_init, L_RANGE[0], min(L_RANGE[1], blowup))
+    if gamma_init is None:
+        gamma_init = l0 if method == "sgd" else _vocab.INITIAL_CONDITIONS["gamma_init"]
+    g0 = check_real("gamma_init", gamma_init, lo=0.0, hi=blowup, lo_open=True, hi_open=True)
+    if method == "sgd" and g0 != l0:
+        warnings.warn("gamma_init as Q(0) of 'sgd' is deprecated: the plain student's scale "
+                      "is L_init (|w|/sqrt N), as in simulate; pass L_init", DeprecationWarning,
+                      stacklevel=2)
+    t_max = check_real("t_max", t_max, lo=0.0, hi=T_MAX, lo_open=True)
+    n_points = check_int("n_points", n_points, lo=2, hi=MAX_POINTS)
+    rtol = check_real("rtol", rtol, lo=0.0, hi=1.0, lo_open=True)
+    atol = check_real("atol", atol, lo=0.0, lo_open=True)
+    f_counted = rhs(method, activation, lr, zeta)
+    n_eval = [0]
+
+    def f_full(t, y):
+        n_eval[0] += 1
+        if n_eval[0] > MAX_EVALUATIONS:
+            raise _TooStiff(t)
+        return f_counted(t, y)
     if freeze_L and method != "sgd":
         def f(t, y):
             out = f_full(t, y)
@@ -288,9 +355,16 @@ def integrate(method: str, activation: str, *, lr: float, zeta: float = 0.0,
 
     blow.terminal = True
     t_eval = np.linspace(0.0, t_max, n_points)
-    with np.errstate(all="ignore"):
-        sol = _integrate.solve_ivp(f, (0.0, t_max), y0, method="LSODA", t_eval=t_eval,
-                                   rtol=rtol, atol=atol, events=blow)
+    from scipy import integrate as _integrate  # ~0.5 s: only when integrating
+
+    try:
+        with np.errstate(all="ignore"):
+            sol = _integrate.solve_ivp(f, (0.0, t_max), y0, method="LSODA", t_eval=t_eval,
+                                       rtol=rtol, atol=atol, events=blow)
+    except _TooStiff as exc:
+        raise ValueError(f"the ODE solver gave up after {MAX_EVALUATIONS} evaluations at "
+                         f"t={exc.args[0]:.4g} of t_max={t_max:g}: the system is too stiff "
+                         f"at lr={lr:g}, zeta={zeta:g}; lower lr, zeta or t_max") from None
     y = sol.y
     finite = np.all(np.isfinite(y), axis=0)
     diverged = bool(sol.status == 1 or not np.all(finite) or sol.status < 0 and not np.all(finite))
@@ -304,8 +378,17 @@ def integrate(method: str, activation: str, *, lr: float, zeta: float = 0.0,
     eps = np.full(g.shape, np.nan)
     if np.any(ok):
         eps[ok] = _int.eps_gen(activation, g[ok], R[ok])
+    status, message = int(sol.status), str(sol.message)
+    if not diverged and not np.all(ok):
+        status = -1
+        message = (f"{'Q' if method == 'sgd' else 'gamma'} left (0, inf) at "
+                   f"t={float(sol.t[np.argmin(ok)]):.4g}: eps is undefined from there")
     return Trajectory(method, activation, lr, zeta, sol.t, g, R, L, eps, diverged, t_div,
-                      int(sol.status), str(sol.message))
+                      status, message)
+
+
+class _TooStiff(Exception):
+    """Raised inside the solver when :data:`MAX_EVALUATIONS` is exceeded."""
 
 
 # ---------------------------------------------------------------------- fixed points
@@ -317,7 +400,7 @@ def gamma0_closed_form(activation: str, zeta: float) -> float | None:
     Returns ``None`` for ``"erf"``, which has no closed form (use :func:`fixed_point`).
     """
     check_choice("activation", activation, _int.ACTIVATIONS)
-    zeta = check_real("zeta", zeta, lo=0.0)
+    zeta = check_real("zeta", zeta, lo=0.0, hi=ZETA_MAX)
     return {"relu": 1.0 / (2.0 * zeta + 1.0), "linear": 1.0 / (zeta + 1.0)}.get(activation)
 
 
@@ -358,16 +441,16 @@ def fixed_point(method: str, activation: str, zeta: float = 0.0, *, lr: float | 
 
     With ``lr=None``: the small-learning-rate fixed point of Luo et al. Prop. 1,
     :math:`(\\gamma_0, 1, L)` (closed form where one exists, else a scalar root).
-    With ``lr`` given (``"bn"``/``"wn"``): the quasi-static fixed point of
+    With ``lr`` given (``"wn-decay"``/``"wn"``): the quasi-static fixed point of
     :math:`(\\gamma, R)` at fixed ``L`` with the :math:`\\eta^2` terms kept, followed from
     small rates by continuation (:func:`quasi_static_branch`, roots in
     :math:`R = \\cos\\phi`). ``"sgd"``: :math:`(1, 1)` exactly.
     """
-    zeta = _check_method(method, zeta)
+    method, zeta = _check_method(method, zeta)
     check_choice("activation", activation, _int.ACTIVATIONS)
-    L = check_real("L", L, lo=0.0, lo_open=True)
+    L = check_real("L", L, *L_RANGE)
     if lr is not None:
-        lr = check_real("lr", lr, lo=0.0, lo_open=True)
+        lr = check_real("lr", lr, lo=0.0, hi=LR_MAX, lo_open=True)
     if method == "sgd":
         return FixedPoint(method, activation, zeta, lr, 1.0, 1.0, 1.0, "exact", True, 0.0)
     closed = gamma0_closed_form(activation, zeta)
@@ -397,8 +480,8 @@ def eta_max_paper(activation: str, zeta: float) -> float:
     :math:`(\\gamma_0, 1)`. Inconsistent with the paper's own :math:`\\lambda_R`
     (Prop. 2); see the module docstring.
     """
-    zeta = check_real("zeta", zeta, lo=0.0)
-    g0 = fixed_point("bn", activation, zeta).gamma
+    zeta = check_real("zeta", zeta, lo=0.0, hi=ZETA_MAX)
+    g0 = fixed_point("wn-decay", activation, zeta).gamma
     num = g0 * _dR(activation, "I3", g0) - _dR(activation, "I1", g0) - zeta * g0
     return float(num / (_dR(activation, "I2", g0) / 2.0))
 
@@ -415,6 +498,10 @@ class LRLimits:
     (quasi-static) fixed point never loses stability but slides to ``R* < 1``;
     ``R_star_at_eta_max`` is that R* at ``eta_eff = eta_max``.
     ``lambda_gamma_per_lr`` is the eigenvalue along gamma divided by ``lr``.
+    ``exact_status`` says what ``eta_max_exact`` is: ``"found"``, ``"never"`` (``inf``:
+    the fixed point never loses stability), ``"not computed"`` (``exact=False``; NaN) or
+    ``"not converged"`` (the quasi-static branch could not be followed; NaN). JSON has
+    no ``inf`` or NaN: they are written ``null``, and ``exact_status`` tells them apart.
     """
 
     method: str
@@ -431,9 +518,18 @@ class LRLimits:
     eta_max_paper: float | None
     lambda_gamma_per_lr: float | None
     eta_eff_formula: str
+    exact_status: str = "not computed"
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def _exact_status(value: float, exact: bool) -> str:
+    if not exact:
+        return "not computed"
+    if np.isnan(value):
+        return "not converged"
+    return "never" if np.isinf(value) else "found"
 
 
 def _max_real_eig(J: np.ndarray) -> float:
@@ -472,13 +568,13 @@ def quasi_static_branch(activation: str, zeta: float, eta_eff, L0: float = 1.0) 
     :math:`\\zeta = 0` (WN) it stays on :math:`R = 1`, which loses stability at
     :math:`\\eta_{\\max}` (a transcritical bifurcation).
     """
-    zeta = check_real("zeta", zeta, lo=0.0)
+    zeta = check_real("zeta", zeta, lo=0.0, hi=ZETA_MAX)
     check_choice("activation", activation, _int.ACTIVATIONS)
-    L0 = check_real("L0", L0, lo=0.0, lo_open=True)
+    L0 = check_real("L0", L0, *L_RANGE)
     grid = check_array("eta_eff", eta_eff, lo=0.0, lo_open=True, min_size=1)
     if np.any(np.diff(grid) <= 0):
         raise ValueError("eta_eff must be strictly increasing")
-    method = "bn" if zeta > 0 else "wn"
+    method = "wn-decay" if zeta > 0 else "wn"
     g0 = fixed_point(method, activation, zeta).gamma
     x = np.array([g0, 0.0 if zeta == 0 else 1e-3])
 
@@ -532,7 +628,7 @@ def _eta_max_exact(method: str, activation: str, zeta: float, g0: float, L0: flo
             return _max_real_eig(jacobian("wn", activation, lr, 0.0, (g0, 1.0, L0))[:2, :2])
         scale = g0 / L0**2
     else:
-        first = lr_limits("bn", activation, zeta, L0, exact=False).eta_max
+        first = lr_limits("wn-decay", activation, zeta, L0, exact=False).eta_max
         br = quasi_static_branch(activation, zeta, np.linspace(first / 50, 10 * first, 200), L0)
         if not np.all(br.converged):
             return float("nan")  # cannot tell; reported as NaN rather than guessed
@@ -552,27 +648,28 @@ def lr_limits(method: str, activation: str, zeta: float = 0.0, L0: float = 1.0,
 
     Parameters
     ----------
-    method : {"bn", "wn", "sgd"}
-        Student.
+    method : {"wn-decay", "wn", "sgd"}
+        Student (``"bn"``: deprecated name of ``"wn-decay"``).
     activation : {"linear", "relu", "erf"}
         Shared activation.
     zeta : float
-        Gamma decay (``"bn"``; 0 otherwise).
+        Gamma decay (``"wn-decay"``; 0 otherwise).
     L0 : float
         Length of the raw weight at the fixed point (normalized students; the fixed
         point is neutral in ``L``).
     exact : bool
         Also compute ``eta_max_exact`` and ``R_star_at_eta_max`` (slower).
     """
-    zeta = _check_method(method, zeta)
+    method, zeta = _check_method(method, zeta)
     check_choice("activation", activation, _int.ACTIVATIONS)
-    L0 = check_real("L0", L0, lo=0.0, lo_open=True)
+    L0 = check_real("L0", L0, *L_RANGE)
     if method == "sgd":
         num = _dR(activation, "I3", 1.0) - _dR(activation, "I1", 1.0)
         eta_max = num / (_dR(activation, "I2", 1.0) / 2.0)
         ex = _eta_max_exact("sgd", activation, 0.0, 1.0, 1.0) if exact else float("nan")
         return LRLimits(method, activation, 0.0, 1.0, 1.0, 1.0, float(eta_max), 1.0,
-                        float(eta_max), ex, 1.0 if exact else float("nan"), None, None, "eta")
+                        float(eta_max), ex, 1.0 if exact else float("nan"), None, None, "eta",
+                        _exact_status(ex, exact))
     g0 = fixed_point(method, activation, zeta).gamma
     num = g0 * _dR(activation, "I3", g0) - _dR(activation, "I1", g0) - zeta * g0**2
     eta_max = num / (g0 * _dR(activation, "I2", g0) / 2.0)
@@ -582,9 +679,14 @@ def lr_limits(method: str, activation: str, zeta: float = 0.0, L0: float = 1.0,
     ex, r_star = float("nan"), float("nan")
     if exact:
         ex = _eta_max_exact(method, activation, zeta, g0, L0)
-        r_star = 1.0 if method == "wn" else float(quasi_static_branch(
-            activation, zeta, np.linspace(eta_max / 40, eta_max, 40), L0).R[-1])
-    paper = eta_max_paper(activation, zeta) if method == "bn" else None
+        if method == "wn":
+            r_star = 1.0
+        else:
+            br = quasi_static_branch(activation, zeta, np.linspace(eta_max / 40, eta_max, 40),
+                                     L0)
+            r_star = float(br.R[-1]) if br.converged[-1] else float("nan")
+    paper = eta_max_paper(activation, zeta) if method == "wn-decay" else None
     return LRLimits(method, activation, zeta, L0, g0, 1.0, float(eta_max), per_lr,
                     float(eta_max / per_lr), ex, r_star, paper, float(lam_g),
-                    "eta * gamma0 / L0^2" if method == "bn" else "eta / L0^2")
+                    "eta * gamma0 / L0^2" if method == "wn-decay" else "eta / L0^2",
+                    _exact_status(ex, exact))

@@ -92,12 +92,20 @@ Examples
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
-from perceptron_theory._checks import check_array, check_choice, check_int, check_real
+from perceptron_theory import vocabulary as _vocab
+from perceptron_theory._checks import (
+    check_array,
+    check_choice,
+    check_int,
+    check_real,
+    check_work,
+)
 from perceptron_theory._io import to_plain_dict
+from perceptron_theory.theory.conventions import DECAY_CONVENTIONS
 
 __all__ = [
     "STUDENTS",
@@ -123,26 +131,33 @@ __all__ = [
 ]
 
 STUDENTS = ("linear", "relu")
-METHODS = ("min-norm", "ridge", "bn", "replica")
-#: How a decay is read (``decay_convention``): ``"sum"`` as is; ``"decay2"``/``"theorem1"``
-#: per sample, as in :mod:`.batchnorm` (unhalved / halved mean loss + zeta gamma^2).
-DECAY_CONVENTIONS = ("sum", "decay2", "theorem1")
-_PER_SAMPLE_FACTOR = {"sum": None, "decay2": 1.0, "theorem1": 2.0}  # zeta_sum = f alpha zeta
+#: Models of the learning curves (:func:`perceptron_theory.vocabulary.methods`
+#: ``("curve")``); ``"ridge"`` and ``"bn"`` are deprecated names of ``"wn-decay"``.
+METHODS = _vocab.methods("curve")
 #: Per-sample (``decay2``) equivalent decay of BN for the linear student, by model.
 BN_DECAYS = ("leading", "exact", "real-batch")
 
 
 # ------------------------------------------------------------------------------ checks
+#: Largest load, noise variance and decay accepted: the closed forms square
+#: ``(1 + sqrt(alpha))^2 + zeta``, which overflows near 1e154, and every curve has reached
+#: its large-argument limit long before 1e12.
+ALPHA_MAX = NOISE_MAX = ZETA_MAX = 1e12
+#: Finite inverse temperatures accepted (the replica solver divides by zero near 1e308;
+#: beyond 1e12 a Gibbs sample is the beta = inf minimizer to machine precision).
+BETA_RANGE = (1e-12, 1e12)
+
+
 def _check_alpha(alpha) -> np.ndarray:
-    return check_array("alpha", alpha, lo=0.0, lo_open=True, min_size=1)
+    return check_array("alpha", alpha, lo=0.0, hi=ALPHA_MAX, lo_open=True, min_size=1)
 
 
 def _check_noise(noise) -> float:
-    return check_real("noise", noise, lo=0.0)
+    return check_real("noise", noise, lo=0.0, hi=NOISE_MAX)
 
 
 def _check_zeta(zeta) -> np.ndarray:
-    return check_array("zeta", zeta, lo=0.0, min_size=1)
+    return check_array("zeta", zeta, lo=0.0, hi=ZETA_MAX, min_size=1)
 
 
 def _check_beta(beta) -> float:
@@ -150,8 +165,9 @@ def _check_beta(beta) -> float:
         b = float(beta)
     except (TypeError, ValueError):
         raise ValueError(f"beta must be a real number in (0, inf], got {beta!r}") from None
-    if not b > 0.0:  # also rejects nan
-        raise ValueError(f"beta must be in (0, inf], got {beta!r}")
+    if not (b == math.inf or BETA_RANGE[0] <= b <= BETA_RANGE[1]):  # also rejects nan
+        raise ValueError(f"beta must be inf or in [{BETA_RANGE[0]:g}, {BETA_RANGE[1]:g}], "
+                         f"got {beta!r}")
     return b
 
 
@@ -203,9 +219,25 @@ def _curve(student, method, alpha, eps, noise, gamma2, gR, zeta, note, include_n
         R = np.where(gamma > 0, gR / np.where(gamma > 0, gamma, 1.0), 0.0)
         R = np.where(np.isinf(gamma), 0.0, R)
     eps = eps + noise if include_noise else eps
-    return LearningCurve(student, method, alpha, eps, float(noise), gamma, R,
-                         None if zeta is None else np.asarray(zeta, dtype=float),
-                         convention, note, np.ones(alpha.shape, dtype=bool))
+    return _flag_nonfinite(LearningCurve(
+        student, method, alpha, eps, float(noise), gamma, R,
+        None if zeta is None else np.asarray(zeta, dtype=float), convention, note,
+        np.ones(alpha.shape, dtype=bool)))
+
+
+def _flag_nonfinite(curve: LearningCurve) -> LearningCurve:
+    """Mark points whose ``eps`` is infinite or NaN ``converged = False`` and say why in
+    ``note`` (an infinite eps is the interpolation peak, e.g. min-norm at alpha = 1 with
+    noise, or a Gibbs sample at finite beta below alpha = 1): a curve never carries an
+    unexplained NaN or inf."""
+    bad = ~np.isfinite(np.asarray(curve.eps, dtype=float))
+    if not np.any(bad):
+        return curve
+    where = ", ".join(f"{x:g}" for x in np.asarray(curve.alpha)[bad][:5]) + (
+        ", ..." if bad.sum() > 5 else "")
+    msg = f"eps is infinite or undefined at alpha = {where} (reported converged = False)"
+    return replace(curve, converged=np.asarray(curve.converged, dtype=bool) & ~bad,
+                   note=f"{curve.note}; {msg}" if curve.note else msg)
 
 
 # --------------------------------------------------------------- Marchenko-Pastur pieces
@@ -402,7 +434,7 @@ def ridge_linear(alpha, zeta, noise: float, *, beta: float = math.inf,
         varS = S * var if S > 0 else np.zeros_like(var)  # S = 0: no variance, even at 1
         eps = bias + varS + thermal
         gamma2 = lam2 + varS + thermal
-    method = "min-norm" if np.all(z == 0) else "ridge"
+    method = "min-norm" if np.all(z == 0) else "wn-decay"
     temp = "" if not math.isfinite(b) else f", Gibbs sample at beta={b:g} (+G/beta)"
     note = ("Krogh-Hertz closed form via the Marchenko-Pastur Stieltjes transform, "
             f"zeta in the sum convention{temp}")
@@ -525,7 +557,7 @@ def optimal_ridge(alpha, noise: float, *, zeta_max: float | None = None,
         zs[i], ok[i] = r.x, bool(r.success)
     zs = zs.reshape(a.shape)
     c = ridge_linear(a, zs, S)
-    return LearningCurve("linear", "ridge", a, c.eps, S, c.gamma, c.R, zs, SUM_CONVENTION,
+    return LearningCurve("linear", "wn-decay", a, c.eps, S, c.gamma, c.R, zs, SUM_CONVENTION,
                          "ridge at the numerically optimal zeta (theory: zeta* = S)",
                          ok.reshape(a.shape))
 
@@ -690,12 +722,14 @@ def learning_curve(student: str, method: str, alpha, *, noise: float, zeta=0.0,
     * ``"min-norm"`` -- linear: :func:`min_norm_linear` (finite ``beta``: zero-decay Gibbs
       sample); ReLU: :func:`relu_exhaustive` (paper eq. 25, :math:`\alpha < 2`; finite
       ``beta`` goes to the replica solver).
-    * ``"ridge"`` -- "WN + gamma decay" with decay ``zeta``: linear :func:`ridge_linear`;
-      ReLU: the replica solver.
-    * ``"bn"`` -- ridge at BN's equivalent decay for ``batch_size`` = M
-      (:func:`bn_equivalent_decay`, per sample, ``decay2``) converted to the sum convention
-      by ``decay_convention`` (default ``"decay2"``: :math:`\zeta = \alpha\zeta_{ps}`;
-      ``"sum"``: the paper's plug-in :math:`\zeta = \zeta_{ps}`); ReLU: the replica solver.
+    * ``"wn-decay"`` -- "WN + gamma decay" = ridge on w (module docstring), with decay
+      ``zeta``; linear :func:`ridge_linear`, ReLU: the replica solver. With
+      ``batch_size`` = M instead of ``zeta``: at BN's equivalent decay
+      (:func:`bn_equivalent_decay`, per sample, ``decay2``) converted to the sum
+      convention by ``decay_convention`` (default ``"decay2"``:
+      :math:`\zeta = \alpha\zeta_{ps}`; ``"sum"``: the paper's plug-in
+      :math:`\zeta = \zeta_{ps}`). Deprecated names (one release): ``"ridge"`` (with
+      ``zeta``) and ``"bn"`` (with ``batch_size``).
     * ``"replica"`` -- :func:`perceptron_theory.theory.replica.learning_curve`, called as
       ``learning_curve(alpha, student=student, teacher="linear", noise=S, zeta=zeta_sum,
       beta=beta)`` with the decay in the sum convention (same convention as that module),
@@ -705,26 +739,26 @@ def learning_curve(student: str, method: str, alpha, *, noise: float, zeta=0.0,
     ----------
     student : {"linear", "relu"}
         Student activation (the teacher is linear and noisy).
-    method : {"min-norm", "ridge", "bn", "replica"}
+    method : {"min-norm", "wn-decay", "replica"}
         How the student is trained (above).
     alpha : array_like
         Load :math:`\alpha = P/N > 0`.
     noise : float
         Label-noise variance :math:`S \ge 0`.
     zeta : array_like
-        Decay for ``"ridge"``/``"replica"``, read in ``decay_convention``; must be 0 for
-        ``"min-norm"`` and ``"bn"``.
+        Decay for ``"wn-decay"``/``"replica"``, read in ``decay_convention``; must be 0
+        for ``"min-norm"`` and when ``batch_size`` is given.
     batch_size : int or None
-        :math:`M \ge 2`, required by (and only used by) ``"bn"``.
+        :math:`M \ge 2`: ``"wn-decay"`` at BN's equivalent decay (only there).
     beta : float
         Inverse temperature in :math:`(0, \infty]`.
     decay_convention : {"sum", "decay2", "theorem1"} or None
         How a decay is turned into the sum convention: ``"sum"`` as is, ``"decay2"``
         :math:`\times\alpha` (per-sample, unhalved mean loss), ``"theorem1"``
-        :math:`\times 2\alpha` (per-sample, halved). Default: ``"sum"`` for ``"ridge"`` and
-        ``"replica"``, ``"decay2"`` for ``"bn"``.
+        :math:`\times 2\alpha` (per-sample, halved). Default: ``"sum"``, or ``"decay2"``
+        for BN's decay (``batch_size`` given).
     bn_decay : {"leading", "exact", "real-batch"}
-        BN decay model for ``"bn"`` (:func:`bn_equivalent_decay`).
+        BN decay model with ``batch_size`` (:func:`bn_equivalent_decay`).
     include_noise : bool
         Add :math:`S` to :math:`\epsilon`.
 
@@ -733,7 +767,8 @@ def learning_curve(student: str, method: str, alpha, *, noise: float, zeta=0.0,
     LearningCurve
     """
     check_choice("student", student, STUDENTS)
-    check_choice("method", method, METHODS)
+    given = method
+    method = check_choice("method", _vocab.resolve_method("curve", method), METHODS)
     a = np.atleast_1d(_check_alpha(alpha)).astype(float)
     S = _check_noise(noise)
     z = _check_zeta(zeta)
@@ -741,23 +776,25 @@ def learning_curve(student: str, method: str, alpha, *, noise: float, zeta=0.0,
     if decay_convention is not None:
         check_choice("decay_convention", decay_convention, DECAY_CONVENTIONS)
     check_choice("bn_decay", bn_decay, BN_DECAYS)
-    if method == "bn":
+    bn = batch_size is not None or given == "bn"  # BN's equivalent decay
+    if bn:
+        if method != "wn-decay":
+            raise ValueError(f"batch_size is only used by method 'wn-decay' (BN's equivalent "
+                             f"decay); got batch_size={batch_size!r} with method={method!r}")
         if batch_size is None:
             raise ValueError("batch_size must be an integer >= 2 for method 'bn', got None")
         M = check_int("batch_size", batch_size, lo=2 if bn_decay != "exact" else 3)
-    elif batch_size is not None:
-        raise ValueError(f"batch_size is only used by method 'bn'; got batch_size={batch_size!r}"
-                         f" with method={method!r}")
-    if method in ("min-norm", "bn") and np.any(z != 0):
-        raise ValueError(f"zeta must be 0 for method {method!r} (use method='ridge'); "
-                         f"got zeta={zeta!r}")
+    if (method == "min-norm" or bn) and np.any(z != 0):
+        raise ValueError(f"zeta must be 0 for method {method!r}"
+                         f"{' with batch_size (BN sets it)' if bn else ''} (use method="
+                         f"'wn-decay' with zeta); got zeta={zeta!r}")
     if student == "relu" and method == "min-norm" and math.isinf(b) and np.any(a >= 2.0):
         raise ValueError(f"alpha must be in (0, 2) for the ReLU closed form (Luo et al. eq. 25)"
                          f"; found {float(a[a >= 2.0][0])!r}")
-    conv = decay_convention or ("decay2" if method == "bn" else "sum")
-    factor = _PER_SAMPLE_FACTOR[conv]
+    conv = decay_convention or ("decay2" if bn else "sum")
+    factor = DECAY_CONVENTIONS[conv].sum_factor  # zeta_sum = factor * alpha * zeta
 
-    if method == "bn":
+    if bn:
         z_ps = bn_equivalent_decay(M, bn_decay)
         z_sum = z_ps * np.ones_like(a) if factor is None else factor * a * z_ps
         if conv == "theorem1":  # BN's value is a decay2 number; theorem1's is half of it
@@ -772,25 +809,22 @@ def learning_curve(student: str, method: str, alpha, *, noise: float, zeta=0.0,
         note = ""
 
     if method == "replica" or (student == "relu" and (method != "min-norm" or math.isfinite(b))):
-        try:
-            from perceptron_theory.theory import replica
-        except ImportError:
-            raise NotImplementedError("the replica solver (perceptron_theory.theory.replica) "
-                                      "is not available yet") from None
-        if not hasattr(replica, "learning_curve"):
-            raise NotImplementedError("perceptron_theory.theory.replica.learning_curve is "
-                                      "not available yet")
+        from perceptron_theory.theory import replica
+
+        # a saddle point takes ~0.01-1 s (up to ~10 s at extreme parameters)
+        check_work(f"the replica solver at {a.size} loads", a.size * 1e9)
         rc = replica.learning_curve(a.ravel(), student=student, teacher="linear", noise=S,
                                     zeta=np.broadcast_to(z_sum, a.shape).ravel(), beta=b)
         shape = a.shape
         eps = np.asarray(rc.eps, dtype=float).reshape(shape)
-        return LearningCurve(student, method, a, eps + S if include_noise else eps, S,
+        return _flag_nonfinite(LearningCurve(
+                             student, method, a, eps + S if include_noise else eps, S,
                              np.asarray(rc.gamma, dtype=float).reshape(shape),
                              np.asarray(rc.R, dtype=float).reshape(shape),
                              np.broadcast_to(z_sum, shape).astype(float), SUM_CONVENTION,
                              (note + "; " if note else "") + "replica-symmetric saddle point "
                              f"(theory.replica, beta={b:g}, continuation in alpha)",
-                             np.asarray(rc.converged, dtype=bool).reshape(shape))
+                             np.asarray(rc.converged, dtype=bool).reshape(shape)))
 
     if student == "relu":  # min-norm at beta = inf
         return relu_exhaustive(a, S, include_noise=include_noise)
@@ -798,5 +832,6 @@ def learning_curve(student: str, method: str, alpha, *, noise: float, zeta=0.0,
     conv_note = SUM_CONVENTION if factor is None else (
         f"{SUM_CONVENTION}; input decay in the per-sample {conv} convention, zeta_sum = "
         f"{factor:g} * alpha * zeta")
-    return LearningCurve("linear", method, a, c.eps, S, c.gamma, c.R, c.zeta, conv_note,
-                         (note + "; " if note else "") + c.note, c.converged)
+    return _flag_nonfinite(LearningCurve("linear", method, a, c.eps, S, c.gamma, c.R, c.zeta,
+                                         conv_note, (note + "; " if note else "") + c.note,
+                                         c.converged))

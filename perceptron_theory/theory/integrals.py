@@ -66,10 +66,11 @@ import functools
 from dataclasses import dataclass
 
 import numpy as np
-import sympy as sp
 
 from perceptron_theory._checks import check_array, check_choice
 from perceptron_theory._io import to_plain_dict
+from perceptron_theory.theory._codegen import lambdified
+from perceptron_theory.vocabulary import ACTIVATIONS  # the one activation list
 
 __all__ = [
     "ACTIVATIONS",
@@ -86,12 +87,34 @@ __all__ = [
     "scalar_kernel",
 ]
 
-ACTIVATIONS = ("linear", "relu", "erf")
 QUANTITIES = ("I1", "I2", "I3", "eps")
 
-Q, R = sp.Symbol("Q", positive=True), sp.Symbol("R", real=True)
-_S = sp.Symbol("S", nonnegative=True)  # stands for sqrt(1 - R^2) while clearing singularities
-_theta, _phi = sp.symbols("theta phi", real=True)
+
+class _LazySympy:
+    """``sp``: sympy, imported on first use (evaluating a cached form needs no sympy)."""
+
+    def __getattr__(self, name):
+        import sympy
+
+        return getattr(sympy, name)
+
+
+sp = _LazySympy()
+
+
+@functools.cache
+def _symbols():
+    """``Q, R`` and the derivation's helpers ``S`` (stands for sqrt(1 - R^2) while
+    clearing singularities), ``theta``, ``phi``."""
+    Q = sp.Symbol("Q", positive=True)
+    R = sp.Symbol("R", real=True)
+    return Q, R, sp.Symbol("S", nonnegative=True), *sp.symbols("theta phi", real=True)
+
+
+def __getattr__(name):  # the public symbols ``integrals.Q``, ``integrals.R``
+    if name in ("Q", "R"):
+        return _symbols()[("Q", "R").index(name)]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def activation_function(activation: str):
@@ -117,6 +140,7 @@ def _derive_piecewise_linear(slopes: tuple[float, float],
     ``(1, 1)`` is the identity, ``(1, 0)`` is ReLU. ``teacher_slopes`` gives the
     teacher's activation (default: the student's). Valid for ``Q > 0``.
     """
+    Q, R, _S, _theta, _phi = _symbols()
     pos, neg = slopes
     tpos, tneg = teacher_slopes if teacher_slopes is not None else slopes
     u, t = sp.cos(_theta), sp.cos(_theta - _phi)
@@ -150,6 +174,7 @@ def _derive_piecewise_linear(slopes: tuple[float, float],
 
 def _derive_erf() -> dict[str, sp.Expr]:
     """Closed forms for g(x) = erf(x / sqrt 2) from the Saad & Solla (1995) integrals."""
+    Q, R, _S, _theta, _phi = _symbols()
     pi = sp.pi
     cov = {("s", "s"): Q**2, ("t", "t"): sp.Integer(1), ("s", "t"): Q * R}
 
@@ -218,6 +243,7 @@ def symbolic(activation: str, teacher: str | None = None) -> dict[str, sp.Expr]:
 
 def _clear_sqrt_singularity(expr: sp.Expr) -> sp.Expr:
     """Rewrite ``(1 - R^2) / sqrt(1 - R^2)`` as ``sqrt(1 - R^2)`` so R = +-1 evaluates."""
+    Q, R, _S, _theta, _phi = _symbols()
     if not expr.has(sp.sqrt(1 - R**2)):
         return expr
     e = sp.together(expr.subs(sp.sqrt(1 - R**2), _S))
@@ -231,6 +257,7 @@ def _clear_sqrt_singularity(expr: sp.Expr) -> sp.Expr:
 def symbolic_derivative(activation: str, quantity: str, wrt: str,
                         teacher: str | None = None) -> sp.Expr:
     """Symbolic partial derivative of a quantity with respect to ``"Q"`` or ``"R"``."""
+    Q, R, _S, _theta, _phi = _symbols()
     check_choice("quantity", quantity, QUANTITIES)
     check_choice("wrt", wrt, ("Q", "R"))
     expr = sp.diff(symbolic(activation, teacher)[quantity], Q if wrt == "Q" else R)
@@ -239,11 +266,18 @@ def symbolic_derivative(activation: str, quantity: str, wrt: str,
     return expr
 
 
+_SOURCES = ("integrals.py",)
+
+
 @functools.cache
 def _compiled(activation: str, quantity: str, wrt: str | None, teacher: str | None = None):
-    expr = (symbolic(activation, teacher)[quantity] if wrt is None
-            else symbolic_derivative(activation, quantity, wrt, teacher))
-    return sp.lambdify((Q, R), expr, modules="numpy", cse=True)
+    def derive():
+        Q, R = _symbols()[:2]
+        expr = (symbolic(activation, teacher)[quantity] if wrt is None
+                else symbolic_derivative(activation, quantity, wrt, teacher))
+        return sp.lambdify((Q, R), expr, modules="numpy", cse=True)
+
+    return lambdified(f"integrals:{activation}:{teacher}:{quantity}:{wrt}", derive, _SOURCES)
 
 
 @functools.cache
@@ -255,16 +289,25 @@ def scalar_kernel(activation: str, derivatives: bool = False):
     (no argument checks, no arrays: the caller guarantees ``Q > 0`` and ``|R| <= 1``).
     """
     check_choice("activation", activation, ACTIVATIONS)
-    exprs = [symbolic(activation)[k] for k in ("I1", "I2", "I3")]
-    if derivatives:
-        exprs += [symbolic_derivative(activation, k, w) for k in ("I1", "I2", "I3")
-                  for w in ("Q", "R")]
-    return sp.lambdify((Q, R), tuple(exprs), modules="math", cse=True)
+
+    def derive():
+        Q, R = _symbols()[:2]
+        exprs = [symbolic(activation)[k] for k in ("I1", "I2", "I3")]
+        if derivatives:
+            exprs += [symbolic_derivative(activation, k, w) for k in ("I1", "I2", "I3")
+                      for w in ("Q", "R")]
+        return sp.lambdify((Q, R), tuple(exprs), modules="math", cse=True)
+
+    return lambdified(f"integrals:scalar:{activation}:{derivatives}", derive, _SOURCES)
+
+
+#: Largest Q accepted: the derivatives hold up to Q^6 (erf's overflow beyond ~1e100).
+Q_MAX = 1e50
 
 
 def _prepare(activation, Q_, R_):
     check_choice("activation", activation, ACTIVATIONS)
-    Qa = check_array("Q", Q_, lo=0.0, lo_open=True)
+    Qa = check_array("Q", Q_, lo=0.0, hi=Q_MAX, lo_open=True)
     Ra = check_array("R", R_, lo=-1.0, hi=1.0)
     return np.broadcast_arrays(Qa, Ra)
 
@@ -280,7 +323,7 @@ def evaluate(quantity: str, activation: str, Q, R, derivative: str | None = None
     activation : str
         ``"linear"``, ``"relu"`` or ``"erf"``.
     Q : array_like
-        Student pre-activation standard deviation, ``Q > 0``.
+        Student pre-activation standard deviation, ``0 < Q <= Q_MAX`` (1e50).
     R : array_like
         Student-teacher correlation, ``-1 <= R <= 1``.
     derivative : {None, "Q", "R"}
