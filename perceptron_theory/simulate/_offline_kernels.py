@@ -72,11 +72,33 @@ def forward(X, rows, w, h):
 
 
 @njit(cache=True, fastmath=K._FAST, inline="always")
-def _axpy4(c0, c1, c2, c3, x0, x1, x2, x3, w):
-    """``w += c0 x0 + c1 x1 + c2 x2 + c3 x3`` (one read and write of ``w`` per four rows)."""
+def _axpy1(s, c, x, w, w_star, norms):
+    """``w <- s w + c x``; returns ``(|w|^2, w . w*)`` if ``norms``, else zeros."""
+    a2 = 0.0
+    aw = 0.0
     for i in range(w.shape[0]):
-        w[i] = (w[i] + c0 * np.float64(x0[i]) + c1 * np.float64(x1[i])
-                + c2 * np.float64(x2[i]) + c3 * np.float64(x3[i]))
+        v = s * w[i] + c * np.float64(x[i])
+        w[i] = v
+        if norms:
+            a2 += v * v
+            aw += v * w_star[i]
+    return a2, aw
+
+
+@njit(cache=True, fastmath=K._FAST, inline="always")
+def _axpy4(s, c0, c1, c2, c3, x0, x1, x2, x3, w, w_star, norms):
+    """``w <- s w + c0 x0 + c1 x1 + c2 x2 + c3 x3`` (one read and write of ``w`` per four
+    rows); returns ``(|w|^2, w . w*)`` if ``norms``, else zeros."""
+    a2 = 0.0
+    aw = 0.0
+    for i in range(w.shape[0]):
+        v = (s * w[i] + c0 * np.float64(x0[i]) + c1 * np.float64(x1[i])
+             + c2 * np.float64(x2[i]) + c3 * np.float64(x3[i]))
+        w[i] = v
+        if norms:
+            a2 += v * v
+            aw += v * w_star[i]
+    return a2, aw
 
 
 @njit(cache=True, fastmath=K._FAST)
@@ -84,29 +106,23 @@ def update(X, rows, coef, shrink, w, w_star):
     """``w <- shrink w + sum_m coef[m] X[rows[m]]``; returns ``(|w|^2, w . w*)`` of the new
     ``w``. ``rows``, ``coef`` shape=(M,); ``w``, ``w_star`` shape=(N,).
 
-    The rows are visited last first, four per sweep of ``w``: right after
-    :func:`forward` the last rows are the likeliest to still be in the core's own cache.
+    The rows are visited last first, four per sweep of ``w`` (the ``M mod 4`` last ones
+    one by one): right after :func:`forward` the last rows are the likeliest to still be in
+    the core's own cache. The first sweep applies ``shrink``, the last one sums the norms.
     """
     M = rows.shape[0]
-    N = w.shape[0]
-    for i in range(N):
-        w[i] *= shrink
     m4 = M - M % 4
+    s = shrink
+    out = (0.0, 0.0)
     for m in range(M - 1, m4 - 1, -1):
-        c = coef[m]
-        x = X[rows[m]]
-        for i in range(N):
-            w[i] += c * np.float64(x[i])
+        out = _axpy1(s, coef[m], X[rows[m]], w, w_star, m == 0)
+        s = 1.0
     for m in range(m4 - 4, -1, -4):
         r = rows[m:m + 4]
-        _axpy4(coef[m], coef[m + 1], coef[m + 2], coef[m + 3], X[r[0]], X[r[1]], X[r[2]],
-               X[r[3]], w)
-    w2 = 0.0
-    ww = 0.0
-    for i in range(N):
-        w2 += w[i] * w[i]
-        ww += w[i] * w_star[i]
-    return w2, ww
+        out = _axpy4(s, coef[m], coef[m + 1], coef[m + 2], coef[m + 3], X[r[0]], X[r[1]],
+                     X[r[2]], X[r[3]], w, w_star, m == 0)
+        s = 1.0
+    return out
 
 
 @njit(cache=True)
