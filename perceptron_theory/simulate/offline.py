@@ -18,9 +18,10 @@ Test error: exact given the order parameters and the test-time statistics (runni
 averages for batch statistics, as BN does), from :func:`.online.exact_test_error`.
 
 Engine: each seed keeps its training set in memory (float64, or float32 with
-``dtype="float32"``: half the memory and time, results within 1e-7 of the seed-to-seed
-spread) and every step reads its ``M`` rows in place (:mod:`._offline_kernels`); an epoch
-costs about 1.5x (float64) to 1.7x (float32) one plain read of the set. Seeds run in
+``dtype="float32"``: half the memory, 0.6-0.7x the time, results within 1e-7 of the
+seed-to-seed spread) and every step reads its ``M`` rows in place
+(:mod:`._offline_kernels`); an epoch costs 1.4-1.8x one plain read of the set
+(``benchmarks/simulate.py``, section e). Seeds run in
 parallel (``prange``), each on its own stream, so results do not depend on the threads.
 
 >>> from perceptron_theory.simulate import offline
@@ -273,7 +274,7 @@ def run(method: str, activation: str, *, N: int, alpha: float, epochs: int, lr: 
     own teacher, training set and initial student. ``progress``: a bar over seed chunks
     (default: when stderr is a terminal). ``dtype``: storage of the training set,
     ``"float64"`` or ``"float32"`` (the same draws rounded on storage, labels from the
-    float64 inputs; every sum still in float64): half the memory and about half the time
+    float64 inputs; every sum still in float64): half the memory and 0.6-0.7x the time
     of an epoch, which streams the whole set; the rounding (relative 3e-8 per entry)
     moves results far less than the seed-to-seed spread (``tests/test_offline_engine.py``).
     """
