@@ -4,6 +4,7 @@ Usage::
 
     PYTHONPATH=. python benchmarks/simulate.py            # full (includes L-F1a at N=4096)
     PYTHONPATH=. python benchmarks/simulate.py --quick    # < 1 min
+    PYTHONPATH=. python benchmarks/simulate.py --offline  # section e only (~10 min)
 
 a. **Online step rate** of one update rule (weight normalization + gamma decay, ReLU
    student and teacher, M = 1: Luo et al. eq. 5) at N = 1000 and 4096, in steps/s per
@@ -23,6 +24,19 @@ c. **Compile time**: first call in a fresh process with an empty numba cache, an
 d. **L-F1a at N = 4096**: wall time of one cell (alpha = 3) of the BN (M = 32) simulation
    of the Fig. 1a validation at the paper's size, and the whole full-size run extrapolated
    by work (alpha N^2 epochs).
+e. **Offline runner against the memory floor** (BN, linear, N = 4096, M = 32, as L-F1a):
+   ``offline.run`` per seed and epoch (the difference of runs of ``1`` and ``1 + E``
+   epochs, so data generation and read-outs cancel; median of three such pairs) against
+   streaming the same array once (:func:`._offline_kernels.stream_sum`, eight rows at a
+   time: the fastest plain read measured), float64 and float32 storage, alpha = 0.5, 1.5,
+   3, on 1 and 2 threads (two seeds; two arrays for the floor). The floor's own speed-up
+   is printed too: where one core already takes the memory bandwidth the machine has,
+   no runner can gain from a second thread more than its own ratio to the floor. On a
+   machine other processes share, wall-clock ratios and speed-ups measure the neighbours
+   as much as the code; the CPU-time columns are steadier (the load average is printed
+   before and after). The replaced runner (``offline._reference``) is timed beside it
+   (full mode). From these numbers: the BN simulation of L-F1a at the paper's scale,
+   estimated (not run).
 """
 
 from __future__ import annotations
@@ -242,18 +256,155 @@ def section_d(quick: bool) -> None:
             fmt_t(t_fit) + (" (1 seed x 8)" if quick else ""), fmt_t(unit * total))])
 
 
+OFFLINE_ALPHAS = (0.5, 1.5, 3.0)
+OFFLINE_N, OFFLINE_M = 4096, 32
+
+
+def _stream_floor(X, threads: int) -> tuple[float, float]:
+    """(wall, CPU) seconds per array to stream ``X`` (shape=(k, P, N)) once, k arrays on
+    ``threads`` threads (best of 5)."""
+    from numba import njit, prange
+
+    from perceptron_theory.simulate._offline_kernels import stream_sum
+
+    @njit(parallel=True)
+    def many(X, out):
+        for k in prange(X.shape[0]):
+            out[k] = stream_sum(X[k])
+
+    out = np.empty(X.shape[0])
+    many(X, out)
+    best_w = best_c = math.inf
+    for _ in range(5):
+        w0, c0 = time.perf_counter(), time.process_time()
+        many(X, out)
+        best_w = min(best_w, time.perf_counter() - w0)
+        best_c = min(best_c, time.process_time() - c0)
+    return best_w / X.shape[0], best_c / X.shape[0]
+
+
+def _runner_epoch(alpha: float, dtype: str, epochs: int, seeds: int, repeat: int = 1,
+                  reference: bool = False) -> tuple[float, float, float]:
+    """(wall, CPU) seconds per seed and epoch of ``offline.run`` (BN, L-F1a's settings),
+    and (wall, CPU) seconds per seed of everything else (data, read-outs)."""
+    from perceptron_theory.simulate import offline
+
+    kw = dict(N=OFFLINE_N, alpha=alpha, batch_size=OFFLINE_M, noise=0.25, n_points=1,
+              seeds=seeds, dtype=dtype, **offline.BN_SCHEDULE)
+    kernel = offline._run
+    if reference:
+        offline._run = offline._reference
+    try:
+        offline.run("bn", "linear", **dict(kw, N=64, epochs=1))  # compile outside the clock
+        diffs, firsts = [], []
+        for _ in range(repeat):  # paired runs of 1 and 1 + epochs epochs; median of pairs
+            t = []
+            for e in (1, 1 + epochs):
+                w0, c0 = time.perf_counter(), time.process_time()
+                offline.run("bn", "linear", epochs=e, **kw)
+                t.append(np.array([time.perf_counter() - w0, time.process_time() - c0]))
+            diffs.append(t[1] - t[0])
+            firsts.append(t[0])
+    finally:
+        offline._run = kernel
+    wall, cpu = np.median(diffs, axis=0) / (seeds * epochs)
+    first = np.median(firsts, axis=0) / seeds
+    return wall, cpu, (first[0] - wall, first[1] - cpu)
+
+
+def section_e(quick: bool) -> dict:
+    """Prints the table; returns {(dtype, alpha, threads): (wall, CPU / threads) seconds per
+    seed-epoch} and {("setup", dtype, alpha, threads): the same per seed for the rest}."""
+    import numba
+
+    n_all = numba.get_num_threads()
+    thread_counts = sorted({1, min(2, n_all)})
+    seeds, repeat = 2, 1 if quick else 3
+    rows, meas = [], {}
+    print(f"\n(load average before section e: {os.getloadavg()[0]:.1f} on "
+          f"{os.cpu_count()} CPUs)")
+    try:
+        for dtype in ("float64", "float32"):
+            for alpha in OFFLINE_ALPHAS:
+                P = int(round(alpha * OFFLINE_N))
+                X = np.random.default_rng(0).standard_normal((seeds, P, OFFLINE_N)).astype(dtype)
+                epochs = max(3, round((30 if quick else 240) / alpha))
+                base = {}
+                for th in thread_counts:
+                    numba.set_num_threads(th)
+                    fw, fc = _stream_floor(X[:th], th)
+                    rw, rc, setup = _runner_epoch(alpha, dtype, epochs, seeds, repeat)
+                    # (wall, CPU per thread) per seed-epoch and per seed for the data
+                    meas[dtype, alpha, th] = (rw, rc / th)
+                    meas["setup", dtype, alpha, th] = (setup[0], setup[1] / th)
+                    b = base.setdefault("one", (rw, rc, fw, fc))
+                    rows.append((dtype, alpha, th, fmt_t(rw), fmt_t(fw), f"{rw / fw:.2f}",
+                                 f"{rc / fc:.2f}", f"{b[0] / rw:.2f}x",
+                                 f"{th * b[1] / rc:.2f}x", f"{b[2] / fw:.2f}x",
+                                 f"{th * b[3] / fc:.2f}x"))
+                    if dtype == "float64" and th == 1 and not quick:
+                        ow, oc, _ = _runner_epoch(alpha, dtype, max(3, epochs // 2), seeds,
+                                                  reference=True)
+                        rows.append(("  replaced runner", alpha, th, fmt_t(ow), fmt_t(fw),
+                                     f"{ow / fw:.2f}", f"{oc / fc:.2f}", "", "", "", ""))
+                del X
+    finally:
+        numba.set_num_threads(n_all)
+    table(f"e. offline runner per seed-epoch vs streaming X once (BN, N = {OFFLINE_N}, "
+          f"M = {OFFLINE_M}; targets: ratio <= 1.5 at alpha >= 1 on 1 thread, >= 1.7x from "
+          f"2 threads)",
+          ("storage", "alpha", "threads", "runner", "floor", "ratio", "ratio (CPU)",
+           "speed-up", "(CPU-equiv.)", "floor speed-up", "(CPU-equiv.)"), rows)
+    print("  per seed-epoch, wall clock; ratio = runner / floor. CPU-equiv. speed-up = "
+          "threads x CPU time per seed-epoch on 1 thread / on this many: the wall speed-up "
+          "on an idle machine if the time lost to contention shows as CPU time (stalls on "
+          "memory do; waiting for a core other processes hold does not)")
+    print(f"(load average after: {os.getloadavg()[0]:.1f})")
+    return meas
+
+
+def fig1a_estimate(meas: dict) -> None:
+    """The BN simulation of L-F1a at the paper's scale, from section e's per seed-epoch
+    times: each (alpha, N) cell of ``l_f1a.BN_SIZES[False]`` costs seeds x epochs x the
+    time measured at the nearest alpha scaled by alpha N^2 (memory-bound; the N = 2048 and
+    alpha = 0.2 cells fit the caches better, so this overestimates them), plus the data."""
+    from validation import l_f1a
+
+    cfg = l_f1a.BN_SIZES[False]
+    rows = []
+    for dtype in ("float64", "float32"):
+        for th in sorted({k[2] for k in meas if k[0] == dtype}):
+            total = np.zeros(2)  # from the wall clock, from CPU time
+            for a, Ns in cfg["runs"].items():
+                near = min(OFFLINE_ALPHAS, key=lambda b, a=a: abs(b - a))
+                for n in Ns:
+                    scale = a * n * n / (near * OFFLINE_N ** 2)
+                    total += cfg["seeds"] * scale * (
+                        l_f1a.bn_epochs(a) * np.array(meas[dtype, near, th])
+                        + np.array(meas["setup", dtype, near, th]))
+            rows.append((dtype, th, fmt_t(total[0]), fmt_t(total[1])))
+    table("   L-F1a BN simulation at the paper's scale (alpha in "
+          f"{tuple(cfg['runs'])}, N = 2048 and 4096, {cfg['seeds']} seeds; estimated, "
+          "not run)", ("storage", "threads", "at this load (wall)",
+                       "idle machine (CPU time / threads)"), rows)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--offline", action="store_true",
+                    help="only section e (offline runner against the memory floor)")
     a = ap.parse_args()
     import numba
 
     print(f"python {sys.version.split()[0]}, numba {numba.__version__}, "
           f"{numba.get_num_threads()} threads, cpu count {os.cpu_count()}")
-    section_a(a.quick)
-    section_b(a.quick)
-    section_c()
-    section_d(a.quick)
+    if not a.offline:
+        section_a(a.quick)
+        section_b(a.quick)
+        section_c()
+        section_d(a.quick)
+    fig1a_estimate(section_e(a.quick))
 
 
 if __name__ == "__main__":
