@@ -59,7 +59,7 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true")
     a = ap.parse_args()
     n_triv, repeats = (32, 2) if a.quick else (64, 3)
-    N, t_max = (500, 2.0) if a.quick else (1000, 4.0)
+    N, t_max = (500, 2.0) if a.quick else (2000, 12.0)
     print(f"# {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
 
     # a. per-unit overhead

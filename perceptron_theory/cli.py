@@ -182,7 +182,7 @@ def _cmd_simulate(a) -> int:
             raise ValueError("offline runs need --alpha and --epochs (or use --online --t-max)")
         res = offline.run(a.method, a.activation, N=a.N, alpha=a.alpha, epochs=a.epochs,
                           lr=a.lr, lr_final=a.lr_final, teacher=teacher,
-                          n_points=a.n_points, **common)
+                          n_points=a.n_points, dtype=a.dtype, **common)
         x, xname = res.epochs, "epoch"
     fields = ("gamma", "R", "L", "Q", "eps") + (() if a.online else ("train_loss",))
     if a.plot:
@@ -511,6 +511,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--t-max", type=float, help="online: final time in samples / N")
     s.add_argument("--alpha", type=float, help="offline: load P/N of the training set")
     s.add_argument("--epochs", type=int, help="offline: number of epochs")
+    s.add_argument("--dtype", choices=("float64", "float32"), default="float64",
+                   help="offline: storage of the training inputs (sums in float64)")
     s.add_argument("--lr", type=float, required=True, help="per-sample learning rate (> 0)")
     s.add_argument("--lr-final", type=float, help="offline: rate at the last step (geometric)")
     s.add_argument("--n-points", type=int, default=11, help="number of recorded times")
