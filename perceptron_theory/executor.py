@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 
 from perceptron_theory._io import plain
 
-__all__ = ["Unit", "Executor", "SerialExecutor", "LocalExecutor", "DaskExecutor",
+__all__ = ["Unit", "resolve", "Executor", "SerialExecutor", "LocalExecutor", "DaskExecutor",
            "get_executor", "use", "current", "run_units", "EXECUTORS"]
 
 EXECUTORS = ("local", "serial", "dask")
@@ -73,7 +73,8 @@ class Unit:
                                                      code=self.code))
 
 
-def _resolve(ref: str) -> Callable:
+def resolve(ref: str) -> Callable:
+    """``"package.module:name"`` (dotted attributes allowed) -> the object."""
     import importlib
 
     mod, _, name = ref.partition(":")
@@ -101,7 +102,7 @@ def _set_threads(threads: int | None) -> None:
 def call_unit(function: str, config: dict, threads: int | None = None):
     """Run one unit in this process (what every executor's worker calls)."""
     _set_threads(threads)
-    fn = _resolve(function)
+    fn = resolve(function)
     out = fn(**config)
     _set_threads(threads)  # the unit may have imported torch / numba just now
     return out

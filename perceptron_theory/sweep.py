@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import functools
 import io
 import itertools
 import math
@@ -145,7 +146,9 @@ def load_spec(source) -> Spec:
     return spec
 
 
+@functools.cache
 def _parser(command: str):
+    """The command's subparser (built once per process: parsing does not change it)."""
     from perceptron_theory.cli import build_parser
 
     parser = build_parser()

@@ -372,16 +372,6 @@ def torch_threads(n: int | None):
         torch.set_num_threads(prev)
 
 
-def _resolve(ref: str | None):
-    """``"package.module:function"`` -> the function (None -> None)."""
-    if not ref:
-        return None
-    import importlib
-
-    mod, _, name = ref.partition(":")
-    return getattr(importlib.import_module(mod), name)
-
-
 def train_unit(config: dict, callback_factory: str | None = None) -> dict:
     """One training run as a unit of :mod:`perceptron_theory.executor`: train
     ``config`` (a :class:`TrainConfig` dict) in a temporary folder and return
@@ -392,7 +382,9 @@ def train_unit(config: dict, callback_factory: str | None = None) -> dict:
 
     logging.getLogger("perceptron_theory.deep").setLevel(logging.ERROR)
     cfg = TrainConfig.from_dict(config)
-    factory = _resolve(callback_factory)
+    from perceptron_theory.executor import resolve
+
+    factory = resolve(callback_factory) if callback_factory else None
     callbacks = tuple(factory(config)) if factory else ()
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="pt-deep-") as d:

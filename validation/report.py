@@ -113,12 +113,14 @@ def run(out_dir="reproduce_out", quick: bool = True, seed: int = 0, claims=None,
         for check in it:
             t0 = time.perf_counter()
             try:
-                res = _stored_check(store, check, seed, size, allow_synthetic, rerun)
+                key = (None if store is None else
+                       _check_key(check, seed, size, allow_synthetic))
+                res = _stored_check(store, key, rerun)
                 if res is None:
                     res = check.run(seed=seed, size=size)
                     if check.sized and not res.size:
                         res = replace(res, size=size)
-                    _store_check(store, check, seed, size, allow_synthetic, res,
+                    _store_check(store, key, check, seed, size, res,
                                  time.perf_counter() - t0)
                 else:
                     stored.add(check.claim)
@@ -169,11 +171,11 @@ def _check_key(check, seed: int, size: str, allow_synthetic: bool) -> str:
     return unit_key("validation.report:check", config, code=True)
 
 
-def _stored_check(store, check, seed, size, allow_synthetic, rerun):
+def _stored_check(store, key, rerun):
     """The stored result of a check (None when absent, corrupt, or ``rerun``)."""
     if store is None or rerun:
         return None
-    payload = store.get("check", _check_key(check, seed, size, allow_synthetic))
+    payload = store.get("check", key)
     if payload is None:
         return None
     try:
@@ -182,11 +184,10 @@ def _stored_check(store, check, seed, size, allow_synthetic, rerun):
         return None
 
 
-def _store_check(store, check, seed, size, allow_synthetic, res, seconds) -> None:
+def _store_check(store, key, check, seed, size, res, seconds) -> None:
     """Keep a check that ran (never a skipped or failed one) in the store."""
     if store is None or res.status != "ran" or not res.ok:
         return
-    key = _check_key(check, seed, size, allow_synthetic)
     store.put("check", key, {"result": res.to_dict(), "seconds": seconds},
               claim=check.claim, size=size, seed=seed)
 
