@@ -1,0 +1,362 @@
+r"""Gaussian integrals of the soft-committee-machine ODEs (Saad & Solla 1995).
+
+Symbol map: ``C`` is the covariance of the jointly Gaussian fields
+:math:`x \sim N(0, C)` (student fields :math:`\lambda_i`, teacher fields :math:`\nu_n`);
+``act`` names an activation :math:`g` and ``dact`` the activation whose *derivative*
+:math:`g'` appears; the activations are those of :data:`ACTIVATIONS`:
+
+* ``"erf"``: :math:`g(x) = \mathrm{erf}(x/\sqrt2)`, :math:`g'(x) = \sqrt{2/\pi}\,e^{-x^2/2}`;
+* ``"relu"``: :math:`g(x) = \max(x, 0)`, :math:`g'(x) = \Theta(x)` (step);
+* ``"linear"``: :math:`g(x) = x`, :math:`g'(x) = 1`.
+
+.. math::
+
+    I_2 = E[g_1(x_1) g_2(x_2)], \quad I_3 = E[g_1'(x_1)\, x_2\, g_3(x_3)], \quad
+    I_4 = E[g_1'(x_1) g_2'(x_2) g_3(x_3) g_4(x_4)], \quad J_2 = E[g_1'(x_1) g_2'(x_2)].
+
+Every function takes a stack of covariance matrices ``C`` of shape ``(..., n, n)``
+(``n`` = 2, 3, 4, 2) and returns an array of shape ``(...)``.
+
+Conventions
+-----------
+* Repeated fields are allowed: the committee ODE calls e.g. :math:`I_4(\lambda_i,
+  \lambda_i, \lambda_j, \nu_n)`, whose ``C`` is singular (``C11 = C22 = C12``). Every
+  result is exact there (the closed forms are continuous; ReLU's :math:`I_4` merges
+  repeated fields before it integrates, see :func:`I4`).
+* A field of zero variance (a student with :math:`w = 0`) is the constant 0; then
+  :math:`\Theta(0) = 0` (as :func:`perceptron_theory.theory.integrals.activation_function`
+  and the simulations, ``x > 0``), :math:`\mathrm{relu}(0) = \mathrm{erf}(0) = 0`,
+  :math:`\mathrm{erf}'(0) = \sqrt{2/\pi}`.
+* ``C`` must be symmetric and positive semi-definite to a relative tolerance of
+  ``1e-10`` (of its largest diagonal entry); it is symmetrized before use.
+
+Methods
+-------
+* A factor :math:`\mathrm{erf}'(x_k)` is absorbed into the Gaussian (the reweighting
+  trick): :math:`e^{-x_k^2/2} N(x; 0, C) = (1 + C_{kk})^{-1/2} N(x; 0, \tilde C)` with
+  :math:`\tilde C = C - C_{:k} C_{k:} / (1 + C_{kk})` (Sherman-Morrison on the precision
+  matrix). This gives Saad & Solla's :math:`I_3, I_4, J_2` from their :math:`I_2` and the
+  erf/ReLU mixtures from the ReLU forms.
+* A linear factor :math:`x_k` is removed by Stein's lemma,
+  :math:`E[x_k F(x)] = \sum_j C_{kj} E[\partial_j F(x)]`.
+* ReLU integrals are truncated Gaussian moments; see :func:`I4`.
+
+References: D. Saad and S. A. Solla, Phys. Rev. E 52, 4225 (1995), appendix;
+Y. Cho and L. K. Saul, NeurIPS 2009 (arc-cosine kernel);
+R. L. Plackett, Biometrika 41, 351 (1954) (orthant probabilities).
+
+>>> import numpy as np
+>>> C = np.array([[1.0, 0.5], [0.5, 1.0]])
+>>> round(float(I2(C, "linear", "linear")), 12)
+0.5
+>>> round(float(I2(C, "erf", "erf")), 12)  # (2/pi) arcsin(1/4)
+0.16086124651
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from perceptron_theory.vocabulary import ACTIVATIONS
+
+__all__ = ["ACTIVATIONS", "I2", "I3", "I4", "J2", "activation_pair", "PSD_RTOL"]
+
+#: Relative tolerance of the symmetry and positive-semi-definiteness checks on ``C``.
+PSD_RTOL = 1e-10
+
+_PI = np.pi
+_SQRT_2_PI = np.sqrt(2.0 / np.pi)  # erf'(0)
+_SQRT_2PI = np.sqrt(2.0 * np.pi)
+
+
+def activation_pair(act: str):
+    """Return ``(g, g')`` of an activation as numpy callables (for Monte Carlo checks)."""
+    _check_act("act", act)
+    if act == "linear":
+        return (lambda x: np.asarray(x, dtype=float)), (lambda x: np.ones_like(x, dtype=float))
+    if act == "relu":
+        return (lambda x: np.maximum(x, 0.0)), (lambda x: (np.asarray(x) > 0).astype(float))
+    from scipy.special import erf
+
+    return (lambda x: erf(np.asarray(x) / np.sqrt(2.0))), (
+        lambda x: _SQRT_2_PI * np.exp(-np.asarray(x) ** 2 / 2.0))
+
+
+# ------------------------------------------------------------------------- input checks
+def _check_act(name: str, act) -> str:
+    if act not in ACTIVATIONS:
+        raise ValueError(f"{name} must be one of {', '.join(ACTIVATIONS)}; got {act!r}")
+    return act
+
+
+def _unsupported(func: str, acts) -> ValueError:
+    return ValueError(f"{func}{tuple(acts)!r} is not supported (no exact form implemented "
+                      f"for this combination of activations)")
+
+
+def _check_cov(C, n: int, check: bool = True) -> np.ndarray:
+    """``C`` as a float array ``(..., n, n)``, symmetric PSD within :data:`PSD_RTOL`."""
+    try:
+        a = np.asarray(C, dtype=float)
+    except (TypeError, ValueError):
+        raise ValueError(f"C must be an array of real {n}x{n} covariance matrices") from None
+    if a.ndim < 2 or a.shape[-2:] != (n, n):
+        raise ValueError(f"C must have shape (..., {n}, {n}); got {a.shape}")
+    if not check:
+        return a
+    if not np.all(np.isfinite(a)):
+        raise ValueError("C must be finite")
+    diag = np.diagonal(a, axis1=-2, axis2=-1)
+    scale = np.maximum(np.max(np.abs(diag), axis=-1), np.finfo(float).tiny)
+    tol = PSD_RTOL * scale[..., None, None]
+    if np.any(np.abs(a - np.swapaxes(a, -1, -2)) > tol):
+        raise ValueError("C must be symmetric (within a relative tolerance "
+                         f"{PSD_RTOL:g} of its largest diagonal entry)")
+    a = 0.5 * (a + np.swapaxes(a, -1, -2))
+    if np.any(diag < -tol[..., 0]) or np.any(
+            np.linalg.eigvalsh(a)[..., 0] < -tol[..., 0, 0]):
+        raise ValueError("C must be positive semi-definite (smallest eigenvalue >= "
+                         f"-{PSD_RTOL:g} x its largest diagonal entry)")
+    return a
+
+
+# ----------------------------------------------------------------- one- and two-point forms
+def _sqrt0(x):
+    return np.sqrt(np.maximum(x, 0.0))
+
+
+def _div0(num, den):
+    """``num / den`` where ``den > 0``, else 0 (the zero-variance convention)."""
+    den = np.asarray(den, dtype=float)
+    ok = den > 0
+    return np.where(ok, np.asarray(num, dtype=float) / np.where(ok, den, 1.0), 0.0)
+
+
+def _asin(x):
+    return np.arcsin(np.clip(x, -1.0, 1.0))
+
+
+def _mean_dg(act: str, v):
+    """:math:`E[g'(x)]`, :math:`x \\sim N(0, v)`."""
+    if act == "linear":
+        return np.ones_like(v)
+    if act == "erf":
+        return _SQRT_2_PI / np.sqrt(1.0 + v)
+    return np.where(v > 0, 0.5, 0.0)
+
+
+def _orthant2(caa, cbb, cab):
+    """:math:`P(x_a > 0, x_b > 0) = 1/4 + \\arcsin(\\rho)/(2\\pi)` (0 for a null field)."""
+    vv = caa * cbb
+    return np.where(vv > 0, 0.25 + _asin(_div0(cab, _sqrt0(vv))) / (2 * _PI), 0.0)
+
+
+def _e_gg(a: str, b: str, caa, cbb, cab):
+    """:math:`E[g_a(x) g_b(y)]` for ``Var x = caa``, ``Var y = cbb``, ``Cov = cab``."""
+    if a == "linear":  # Stein: E[x g(y)] = cab E[g'(y)]
+        return cab * _mean_dg(b, cbb)
+    if b == "linear":
+        return cab * _mean_dg(a, caa)
+    if a == b == "erf":
+        return 2 / _PI * _asin(cab / np.sqrt((1.0 + caa) * (1.0 + cbb)))
+    if a == b == "relu":  # arc-cosine kernel of degree 1
+        return (_sqrt0(caa * cbb - cab * cab)
+                + cab * (0.5 * _PI + _asin(_div0(cab, _sqrt0(caa * cbb))))) / (2 * _PI)
+    if a == "relu":  # E[erf(x) relu(y)]: Stein on y, the erf' factor absorbed
+        a, b, caa, cbb = b, a, cbb, caa
+    return np.where(cbb > 0, cab / np.sqrt(2 * _PI * (1.0 + caa)), 0.0)
+
+
+def _e_dgdg(a: str, b: str, caa, cbb, cab):
+    """:math:`E[g_a'(x) g_b'(y)]`."""
+    if a == "linear":
+        return _mean_dg(b, cbb)
+    if b == "linear":
+        return _mean_dg(a, caa)
+    if a == b == "erf":
+        return 2 / _PI / np.sqrt((1.0 + caa) * (1.0 + cbb) - cab * cab)
+    if a == b == "relu":
+        return _orthant2(caa, cbb, cab)
+    if a == "relu":
+        a, b, caa, cbb = b, a, cbb, caa
+    return _SQRT_2_PI / np.sqrt(1.0 + caa) * np.where(cbb > 0, 0.5, 0.0)
+
+
+def _absorb_erf_prime(C: np.ndarray, k: int):
+    """Absorb :math:`\\mathrm{erf}'(x_k)` into the Gaussian.
+
+    Returns ``(factor, C_tilde)`` with :math:`E[\\mathrm{erf}'(x_k) F(x)] =
+    \\mathrm{factor}\\; E_{\\tilde C}[F(x)]`, ``factor`` :math:`= \\sqrt{2/\\pi}/\\sqrt{1 +
+    C_{kk}}` and :math:`\\tilde C = C - C_{:k} C_{k:}/(1 + C_{kk})`.
+    """
+    d = 1.0 + C[..., k, k]
+    Ct = C - C[..., :, k, None] * C[..., None, k, :] / d[..., None, None]
+    return _SQRT_2_PI / np.sqrt(d), Ct
+
+
+def _drop(C: np.ndarray, k: int) -> np.ndarray:
+    """Marginal covariance without field ``k``."""
+    keep = [i for i in range(C.shape[-1]) if i != k]
+    return C[..., keep, :][..., :, keep]
+
+
+# -------------------------------------------------------------------------- public API
+def I2(C, act1: str, act2: str, *, check: bool = True) -> np.ndarray:
+    r"""Two-field integral :math:`I_2 = E[g_1(x_1) g_2(x_2)]`, :math:`x \sim N(0, C)`.
+
+    .. math::
+
+        I_2^{\rm erf} = \frac{2}{\pi}\arcsin\frac{C_{12}}{\sqrt{(1+C_{11})(1+C_{22})}},
+        \quad I_2^{\rm relu} = \frac{\sqrt{C_{11}C_{22} - C_{12}^2}
+            + C_{12}\,(\pi/2 + \arcsin\rho)}{2\pi},
+        \quad I_2^{\rm lin} = C_{12},
+
+    with :math:`\rho = C_{12}/\sqrt{C_{11}C_{22}}` (ReLU: the degree-1 arc-cosine kernel,
+    Cho & Saul 2009); mixed: :math:`E[x_1 g(x_2)] = C_{12} E[g'(x_2)]`,
+    :math:`E[\mathrm{erf}(x_1)\,\mathrm{relu}(x_2)] = C_{12}/\sqrt{2\pi(1+C_{11})}`.
+    Saad & Solla (1995), eq. (A1) for erf.
+
+    Parameters
+    ----------
+    C : array_like, shape (..., 2, 2)
+        Covariances of :math:`(x_1, x_2)`.
+    act1, act2 : str
+        Activations of :math:`x_1` and :math:`x_2`, from :data:`ACTIVATIONS`.
+    check : bool
+        Validate ``C`` (symmetric PSD); inner loops that guarantee it may skip this.
+
+    Returns
+    -------
+    ndarray, shape (...)
+    """
+    _check_act("act1", act1), _check_act("act2", act2)
+    C = _check_cov(C, 2, check)
+    return _e_gg(act1, act2, C[..., 0, 0], C[..., 1, 1], C[..., 0, 1])
+
+
+def J2(C, dact1: str, dact2: str, *, check: bool = True) -> np.ndarray:
+    r"""Derivative pair :math:`J_2 = E[g_1'(x_1) g_2'(x_2)]` (the label-noise term).
+
+    .. math::
+
+        J_2^{\rm erf} = \frac{2}{\pi}\frac{1}{\sqrt{(1+C_{11})(1+C_{22}) - C_{12}^2}}, \quad
+        J_2^{\rm relu} = P(x_1 > 0, x_2 > 0) = \frac14 + \frac{\arcsin\rho}{2\pi},
+        \quad J_2^{\rm lin} = 1;
+
+    mixed: :math:`E[\mathrm{erf}'(x_1)\Theta(x_2)] = \tfrac12\sqrt{2/\pi}/\sqrt{1+C_{11}}`
+    (the erf' factor absorbed; :math:`P(x_2 > 0) = 1/2` under the reweighted Gaussian).
+    Saad & Solla (1995), appendix.
+
+    Parameters
+    ----------
+    C : array_like, shape (..., 2, 2)
+        Covariances of :math:`(x_1, x_2)`.
+    dact1, dact2 : str
+        Activations whose derivatives are taken, from :data:`ACTIVATIONS`.
+    check : bool
+        Validate ``C``.
+    """
+    _check_act("dact1", dact1), _check_act("dact2", dact2)
+    C = _check_cov(C, 2, check)
+    return _e_dgdg(dact1, dact2, C[..., 0, 0], C[..., 1, 1], C[..., 0, 1])
+
+
+def I3(C, dact: str, act3: str, *, check: bool = True) -> np.ndarray:
+    r"""Three-field integral :math:`I_3 = E[g_d'(x_1)\, x_2\, g_3(x_3)]`.
+
+    Stein's lemma on :math:`x_2`:
+    :math:`I_3 = C_{21} E[g_d''(x_1) g_3(x_3)] + C_{23} E[g_d'(x_1) g_3'(x_3)]`.
+
+    .. math::
+
+        I_3^{\rm erf} = \frac{2}{\pi}\frac{C_{23}(1+C_{11}) - C_{12}C_{13}}
+            {(1+C_{11})\sqrt{(1+C_{11})(1+C_{33}) - C_{13}^2}}, \qquad
+        I_3^{\rm lin} = C_{23},
+
+    .. math::
+
+        I_3^{\rm relu} = \frac{C_{12}\sqrt{C_{11}C_{33} - C_{13}^2}}{2\pi C_{11}}
+            + C_{23}\Big(\frac14 + \frac{\arcsin\rho_{13}}{2\pi}\Big)
+
+    (ReLU: :math:`E[\delta(x_1)\mathrm{relu}(x_3)] = p_1(0)\,E[\mathrm{relu}(x_3)\mid
+    x_1 = 0]`). Mixed forms follow from the same two terms: a linear ``dact`` gives
+    :math:`C_{23}E[g_3'(x_3)]`; an erf ``dact`` absorbs :math:`\mathrm{erf}'(x_1)` and
+    gives :math:`\sqrt{2/\pi}(1+C_{11})^{-1/2}\,\tilde C_{23}\,\tilde E[g_3'(x_3)]`.
+    All nine combinations are exact. Saad & Solla (1995), eq. (A2) for erf.
+
+    Parameters
+    ----------
+    C : array_like, shape (..., 3, 3)
+        Covariances of :math:`(x_1, x_2, x_3)`.
+    dact : str
+        Activation whose derivative multiplies :math:`x_1`.
+    act3 : str
+        Activation of :math:`x_3`.
+    check : bool
+        Validate ``C``.
+    """
+    _check_act("dact", dact), _check_act("act3", act3)
+    C = _check_cov(C, 3, check)
+    c11, c12, c13 = C[..., 0, 0], C[..., 0, 1], C[..., 0, 2]
+    c23, c33 = C[..., 1, 2], C[..., 2, 2]
+    if dact == "linear":
+        return c23 * _mean_dg(act3, c33)
+    if dact == "erf":
+        f, Ct = _absorb_erf_prime(C, 0)
+        return f * Ct[..., 1, 2] * _mean_dg(act3, Ct[..., 2, 2])
+    # relu: C12 E[delta(x1) g3(x3)] + C23 E[step(x1) g3'(x3)]
+    out = c23 * _e_dgdg("relu", act3, c11, c33, c13)
+    if act3 == "relu":  # only relu has a nonzero conditional mean E[g3(x3) | x1 = 0]
+        out = out + c12 * _div0(_sqrt0(c11 * c33 - c13 * c13), 2 * _PI * c11)
+    return out
+
+
+def I4(C, dact1: str, dact2: str, act3: str, act4: str, *,
+       check: bool = True) -> np.ndarray:
+    r"""Four-field integral :math:`I_4 = E[g_1'(x_1) g_2'(x_2) g_3(x_3) g_4(x_4)]`.
+
+    erf (Saad & Solla 1995, eq. A3):
+
+    .. math::
+
+        I_4^{\rm erf} = \frac{4}{\pi^2}\frac{1}{\sqrt{\Lambda_4}}
+            \arcsin\frac{\Lambda_0}{\sqrt{\Lambda_1\Lambda_2}}, \qquad
+        \Lambda_4 = (1+C_{11})(1+C_{22}) - C_{12}^2,
+
+    computed by absorbing both :math:`\mathrm{erf}'` factors
+    (:math:`\Lambda_0/\sqrt{\Lambda_1\Lambda_2}` is the reweighted correlation
+    :math:`\tilde C_{34}/\sqrt{(1+\tilde C_{33})(1+\tilde C_{44})}`); an erf' factor next to
+    any activations reduces to :func:`I2` or a three-field form in the same way.
+    A linear ``dact`` drops its factor; linear :math:`g_3, g_4` give :math:`C_{34}` for
+    linear everywhere.
+
+    Parameters
+    ----------
+    C : array_like, shape (..., 4, 4)
+        Covariances of :math:`(x_1, x_2, x_3, x_4)`.
+    dact1, dact2 : str
+        Activations whose derivatives multiply :math:`x_1`, :math:`x_2`.
+    act3, act4 : str
+        Activations of :math:`x_3`, :math:`x_4`.
+    check : bool
+        Validate ``C``.
+    """
+    acts = (dact1, dact2, act3, act4)
+    for name, a in zip(("dact1", "dact2", "act3", "act4"), acts, strict=True):
+        _check_act(name, a)
+    C = _check_cov(C, 4, check)
+    return _expect(C, [dact1, dact2], [act3, act4], acts)
+
+
+def _expect(C, dacts: list, acts: list, orig) -> np.ndarray:
+    """:math:`E[\\prod_k g_{d_k}'(x_k) \\prod_l g_l(x_l)]`; derivatives first in ``C``."""
+    if "erf" in dacts:
+        k = dacts.index("erf")
+        f, Ct = _absorb_erf_prime(C, k)
+        return f * _expect(_drop(Ct, k), dacts[:k] + dacts[k + 1:], acts, orig)
+    if "linear" in dacts:
+        k = dacts.index("linear")
+        return _expect(_drop(C, k), dacts[:k] + dacts[k + 1:], acts, orig)
+    if not dacts:
+        return _e_gg(acts[0], acts[1], C[..., 0, 0], C[..., 1, 1], C[..., 0, 1])
+    raise _unsupported("I4", orig)
