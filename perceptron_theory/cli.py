@@ -15,6 +15,7 @@ import warnings
 
 import numpy as np
 
+from perceptron_theory import _cli_committee as _committee
 from perceptron_theory import vocabulary as _vocab
 from perceptron_theory._checks import check_cli_args
 from perceptron_theory.deep import names as _deep_names
@@ -73,6 +74,8 @@ def _cmd_integrals(a) -> int:
 
 
 def _cmd_dynamics(a) -> int:
+    if _committee.wanted(a):
+        return _committee.dynamics(a)
     from perceptron_theory.theory import dynamics as D
 
     tr = D.integrate(a.method, a.activation, lr=a.lr, zeta=a.zeta, gamma_init=a.gamma_init,
@@ -164,6 +167,8 @@ def _cmd_curve(a) -> int:
 
 
 def _cmd_simulate(a) -> int:
+    if _committee.wanted(a):
+        return _committee.simulate(a)
     from perceptron_theory.simulate import offline, online
 
     common = dict(zeta=a.zeta, batch_size=a.batch_size, noise=a.noise, seeds=a.seeds,
@@ -467,6 +472,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--n-points", type=int, default=201)
     _init_args(s)
     s.add_argument("--freeze-L", action="store_true", help="hold L fixed (quasi-static system)")
+    _committee.add_args(s)
     common(s)
     s.set_defaults(func=_cmd_dynamics)
 
@@ -518,6 +524,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--n-points", type=int, default=11, help="number of recorded times")
     s.add_argument("--noise", type=float, default=0.0, help="label-noise variance S")
     s.add_argument("--freeze-L", action="store_true", help="online: hold |w| fixed")
+    _committee.add_args(s, simulate=True)
     common(s)
     s.set_defaults(func=_cmd_simulate)
 

@@ -1,0 +1,435 @@
+r"""Order-parameter ODEs of online SGD for soft committee machines (K student, M teacher units).
+
+Symbol map: ``hidden`` = :math:`K` student hidden units, ``teachers`` = :math:`M` teacher
+units, ``lr`` = :math:`\eta`, ``zeta`` = :math:`\zeta` (gamma decay), ``noise`` = :math:`S`
+(label-noise variance), ``Q`` = :math:`Q_{kl} = w_k\cdot w_l/N`, ``R`` =
+:math:`R_{kn} = w_k\cdot w^*_n/N`, ``T`` = :math:`T_{nm} = w^*_n\cdot w^*_m/N`,
+``v``, ``v_star`` the (fixed) second-layer weights, time :math:`t = j/N` (``j`` = SGD
+step). Integrals :math:`I_2, I_3, I_4, J_2` from :mod:`.committee_integrals`.
+
+Model (Biehl & Schwarze 1995, J. Phys. A 28, 643; Saad & Solla 1995, Phys. Rev. E 52,
+4225), inputs :math:`x \sim N(0, I/N)` as everywhere in this package:
+
+.. math::
+
+    \hat y = \sum_{k=1}^K v_k\, g(s_k), \qquad
+    y = \sum_{n=1}^M v^*_n\, g^*(\nu_n) + \sqrt S\,\xi, \qquad
+    \nu_n = w^*_n\cdot x, \qquad
+    \ell = \tfrac12 (y - \hat y)^2 + \tfrac\zeta2 \sum_k \gamma_k^2 ,
+
+with the student's pre-activations :math:`s_k` given by the method:
+
+* ``"sgd"`` -- the plain soft committee machine, :math:`s_k = \lambda_k = w_k\cdot x`,
+  SGD :math:`w_k \leftarrow w_k + \eta\, v_k g'(s_k)\,\delta\, x`,
+  :math:`\delta = y - \hat y`. With :math:`v = v^* = 1` this is Saad & Solla's machine.
+* ``"wn-decay"`` -- every hidden unit weight-normalized with its own scale and gamma
+  decay (BN read as population normalization + gamma decay, Luo et al. 2019 eq. 4, per
+  unit): :math:`s_k = \gamma_k \lambda_k / L_k`, :math:`L_k^2 = Q_{kk}`; SGD moves
+  :math:`w_k` with rate :math:`\eta` along :math:`x_\perp` (the gradient through
+  :math:`|w_k|`), and :math:`\gamma_k` with rate :math:`\eta/N`, as the single unit of
+  :mod:`.dynamics` (``"wn"`` is ``zeta = 0``).
+
+In the limit :math:`N\to\infty` with :math:`a_k = \gamma_k/L_k` (``"sgd"``:
+:math:`a_k = 1` and the projections below are absent),
+:math:`A_{kn} = E[g'(s_k)\,\nu_n\,\delta]`, :math:`B_{kl} = E[g'(s_k)\,\lambda_l\,\delta]`,
+:math:`D_{kl} = E[g'(s_k) g'(s_l)\,\delta^2]`:
+
+.. math::
+
+    \frac{dR_{kn}}{dt} &= \eta a_k v_k\Big(A_{kn} - \frac{R_{kn}}{L_k^2} B_{kk}\Big), \\
+    \frac{dQ_{kl}}{dt} &= \eta a_k v_k\Big(B_{kl} - \frac{Q_{kl}}{L_k^2} B_{kk}\Big)
+        + \eta a_l v_l\Big(B_{lk} - \frac{Q_{kl}}{L_l^2} B_{ll}\Big)
+        + \eta^2 a_k a_l v_k v_l D_{kl}, \\
+    \frac{d\gamma_k}{dt} &= \eta\Big(\frac{v_k B_{kk}}{L_k} - \zeta\gamma_k\Big),
+
+where, with :math:`c = (-v, v^*)` over the fields :math:`f = (s, \nu)` and their
+activations :math:`(g, g^*)`,
+
+.. math::
+
+    A_{kn} = \sum_b c_b I_3(s_k, \nu_n, f_b), \quad
+    B_{kl} = \sum_b c_b I_3(s_k, \lambda_l, f_b), \quad
+    D_{kl} = \sum_{b,b'} c_b c_{b'} I_4(s_k, s_l, f_b, f_{b'}) + S\, J_2(s_k, s_l),
+
+:math:`I_3(a, b, c) = E[g'(a)\, b\, g(c)]`, :math:`I_4(a, b, c, d) = E[g'(a)g'(b)g(c)g(d)]`,
+:math:`J_2(a, b) = E[g'(a)g'(b)]` over the Gaussian fields of covariance
+:math:`\mathrm{cov}(s_k, s_l) = a_k a_l Q_{kl}`, :math:`\mathrm{cov}(s_k, \nu_n) = a_k R_{kn}`,
+:math:`\mathrm{cov}(\nu_n, \nu_m) = T_{nm}`, :math:`\mathrm{cov}(\lambda_k, \cdot)` the
+same without :math:`a_k`. The ``"sgd"`` equations are Saad & Solla's eqs. (5)-(6) (with
+their :math:`\eta/N` step written as our :math:`\eta` on :math:`x \sim N(0, I/N)`); the
+``"wn-decay"`` ones are derived here the same way as Luo et al.'s eq. (6) for one unit:
+:math:`\Delta w_k = \eta a_k v_k g'(s_k)\delta\,(x - \lambda_k w_k/(N L_k^2))` gives
+:math:`\Delta R_{kn}`, :math:`\Delta Q_{kl}` to order :math:`1/N`
+(:math:`|x_\perp|^2 = 1 + O(1/N)`). For :math:`K = M = 1` both reduce exactly to
+:mod:`.dynamics` (a test checks it), whose length is :math:`L = \sqrt Q` and whose
+overlap is the normalized :math:`R/(L\sqrt T)`.
+
+Generalization error (unhalved, without label noise, the convention of :mod:`.integrals`):
+:math:`\epsilon = E[(\sum_n v^*_n g^*(\nu_n) - \sum_k v_k g(s_k))^2]
+= \sum_{b,b'} c_b c_{b'} I_2(f_b, f_{b'})`.
+
+Plateaus: for erf and :math:`K = M` from a small, nearly symmetric start, the dynamics
+are trapped near the symmetric fixed point where every student unit has the same overlap
+with every teacher unit, and leave it on a time scale that grows like
+:math:`\log N` of the initial asymmetry (Saad & Solla 1995, Biehl et al. 1996).
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import numpy as np
+
+from perceptron_theory._checks import check_array, check_choice, check_int, check_real
+from perceptron_theory._io import PlainDict
+from perceptron_theory.theory import committee_integrals as _ci
+
+__all__ = ["METHODS", "ACTIVATIONS", "CommitteeTrajectory", "Spec", "spec", "rhs",
+           "integrate", "generalization_error", "order_parameters_single"]
+
+METHODS = ("sgd", "wn-decay", "wn")
+ACTIVATIONS = ("erf", "relu", "linear")
+#: limits of :func:`integrate`'s arguments (the same spirit as :mod:`.dynamics`)
+MAX_UNITS = 16
+LR_MAX = 1e3
+T_MAX = 1e6
+MAX_POINTS = 100_000
+MAX_EVALUATIONS = 2_000_000
+
+
+@dataclass(frozen=True)
+class Spec:
+    """One committee machine: method, activations, sizes, second layers, teacher overlaps.
+
+    Built (and checked) by :func:`spec`. ``T`` shape=(M, M), ``v`` shape=(K,),
+    ``v_star`` shape=(M,).
+    """
+
+    method: str
+    activation: str
+    teacher: str
+    K: int
+    M: int
+    T: np.ndarray
+    v: np.ndarray
+    v_star: np.ndarray
+
+    @property
+    def normalized(self) -> bool:
+        return self.method != "sgd"
+
+    @property
+    def n_state(self) -> int:
+        """Length of the ODE state: Q (upper triangle), R, and gamma when normalized."""
+        K, M = self.K, self.M
+        return K * (K + 1) // 2 + K * M + (K if self.normalized else 0)
+
+
+def spec(method: str, activation: str, hidden: int, teachers: int, *, teacher: str | None = None,
+         T=None, v=None, v_star=None) -> Spec:
+    """Check and pack the machine of :func:`integrate` (arguments as there)."""
+    method = check_choice("method", method, METHODS)
+    activation = check_choice("activation", activation, ACTIVATIONS)
+    teacher = activation if teacher is None else check_choice("teacher", teacher, ACTIVATIONS)
+    K = check_int("hidden", hidden, 1, MAX_UNITS)
+    M = check_int("teachers", teachers, 1, MAX_UNITS)
+    T = np.eye(M) if T is None else _shaped("T", T, (M, M))
+    if not np.allclose(T, T.T, atol=1e-12) or np.linalg.eigvalsh(T).min() <= 0:
+        raise ValueError(f"T must be a symmetric positive-definite {M}x{M} matrix; got "
+                         f"eigenvalues {np.linalg.eigvalsh((T + T.T) / 2)}")
+    v = np.ones(K) if v is None else _shaped("v", v, (K,))
+    v_star = np.ones(M) if v_star is None else _shaped("v_star", v_star, (M,))
+    return Spec(method, activation, teacher, K, M, np.array(T, float), np.array(v, float),
+                np.array(v_star, float))
+
+
+# ------------------------------------------------------------------------------- state
+@functools.cache
+def _tri(K: int) -> tuple[np.ndarray, np.ndarray]:
+    return np.triu_indices(K)
+
+
+def pack(sp: Spec, Q, R, gamma=None) -> np.ndarray:
+    """The ODE state vector of ``(Q, R, gamma)`` (Q symmetric, shape=(K, K))."""
+    iu = _tri(sp.K)
+    parts = [np.asarray(Q, float)[iu], np.asarray(R, float).ravel()]
+    if sp.normalized:
+        parts.append(np.asarray(gamma, float))
+    return np.concatenate(parts)
+
+
+def unpack(sp: Spec, y: np.ndarray):
+    """``(Q, R, gamma)`` of state vectors ``y`` (shape=(..., n_state)); gamma None for sgd."""
+    K, M = sp.K, sp.M
+    y = np.asarray(y, float)
+    nq = K * (K + 1) // 2
+    iu = _tri(K)
+    Q = np.zeros((*y.shape[:-1], K, K))
+    Q[..., iu[0], iu[1]] = y[..., :nq]
+    Q[..., iu[1], iu[0]] = y[..., :nq]
+    R = y[..., nq:nq + K * M].reshape(*y.shape[:-1], K, M)
+    gamma = y[..., nq + K * M:] if sp.normalized else None
+    return Q, R, gamma
+
+
+# --------------------------------------------------------------------------- integrals
+@dataclass(frozen=True)
+class _Index:
+    """Index tuples into the covariance of the fields ``(s_1..s_K, nu_1..nu_M, lambda_1..K)``
+    for every integral the right-hand side needs (built once per machine)."""
+
+    i3_s: np.ndarray  # (K, M+K, K, 3): (s_k, X, s_j), X in (nu, lambda)
+    i3_t: np.ndarray  # (K, M+K, M, 3): (s_k, X, nu_m)
+    i4_ss: np.ndarray  # (K, K, K, K, 4)
+    i4_st: np.ndarray  # (K, K, K, M, 4)
+    i4_tt: np.ndarray  # (K, K, M, M, 4)
+    j2: np.ndarray  # (K, K, 2)
+    e_ss: np.ndarray  # (K, K, 2) for eps
+    e_st: np.ndarray  # (K, M, 2)
+    e_tt: np.ndarray  # (M, M, 2)
+
+
+def _grid(*ranges) -> np.ndarray:
+    return np.stack(np.meshgrid(*ranges, indexing="ij"), axis=-1)
+
+
+def _index(K: int, M: int) -> _Index:
+    s = np.arange(K)
+    t = K + np.arange(M)
+    x = np.concatenate([t, K + M + np.arange(K)])  # nu then lambda
+    return _Index(_grid(s, x, s), _grid(s, x, t), _grid(s, s, s, s), _grid(s, s, s, t),
+                  _grid(s, s, t, t), _grid(s, s), _grid(s, s), _grid(s, t), _grid(t, t))
+
+
+def _sub(C: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """Covariances of the tuples ``idx`` (shape=(..., d)): shape=(..., d, d)."""
+    return C[idx[..., :, None], idx[..., None, :]]
+
+
+def _covariance(sp: Spec, Q, R, gamma) -> np.ndarray:
+    """Covariance of ``(s, nu, lambda)`` (shape=(2K+M, 2K+M))."""
+    K, M = sp.K, sp.M
+    a = gamma / np.sqrt(np.diag(Q)) if sp.normalized else np.ones(K)
+    C = np.empty((2 * K + M, 2 * K + M))
+    s, t, lam = slice(0, K), slice(K, K + M), slice(K + M, 2 * K + M)
+    C[s, s] = a[:, None] * a[None, :] * Q
+    C[s, t] = a[:, None] * R
+    C[s, lam] = a[:, None] * Q
+    C[t, t] = sp.T
+    C[t, lam] = R.T
+    C[lam, lam] = Q
+    C[t, s] = C[s, t].T
+    C[lam, s] = C[s, lam].T
+    C[lam, t] = C[t, lam].T
+    return C
+
+
+def _moments(sp: Spec, ix: _Index, C: np.ndarray, noise: float):
+    """``A`` (K, M), ``B`` (K, K), ``D`` (K, K) of the module docstring at covariance ``C``."""
+    g, gs = sp.activation, sp.teacher
+    M = sp.M
+    cs, ct = -sp.v, sp.v_star
+    # C is PSD by construction (a Gram matrix of the ODE state): skip the integrals' check
+    i3 = (_ci.I3(_sub(C, ix.i3_s), g, g, check=False) @ cs
+          + _ci.I3(_sub(C, ix.i3_t), g, gs, check=False) @ ct)
+    A, B = i3[:, :M], i3[:, M:]
+    D = (_ci.I4(_sub(C, ix.i4_ss), g, g, g, g, check=False) @ cs @ cs
+         + 2 * _ci.I4(_sub(C, ix.i4_st), g, g, g, gs, check=False) @ ct @ cs
+         + _ci.I4(_sub(C, ix.i4_tt), g, g, gs, gs, check=False) @ ct @ ct)
+    if noise:
+        D = D + noise * _ci.J2(_sub(C, ix.j2), g, g, check=False)
+    return A, B, D
+
+
+def generalization_error(sp: Spec, Q, R, gamma=None) -> np.ndarray:
+    """:math:`\\epsilon` (unhalved, no label noise) at order parameters ``Q`` (..., K, K),
+    ``R`` (..., K, M) and, when normalized, ``gamma`` (..., K)."""
+    Q, R = np.asarray(Q, float), np.asarray(R, float)
+    lead = Q.shape[:-2]
+    out = np.empty(lead)
+    ix = _index(sp.K, sp.M)
+    for i in np.ndindex(*lead):
+        C = _covariance(sp, Q[i], R[i], None if gamma is None else np.asarray(gamma)[i])
+        g, gs = sp.activation, sp.teacher
+        cs, ct = -sp.v, sp.v_star
+        out[i] = (cs @ _ci.I2(_sub(C, ix.e_ss), g, g) @ cs
+                  + 2 * cs @ _ci.I2(_sub(C, ix.e_st), g, gs) @ ct
+                  + ct @ _ci.I2(_sub(C, ix.e_tt), gs, gs) @ ct)
+    return out
+
+
+def rhs(sp: Spec, lr: float, zeta: float = 0.0, noise: float = 0.0):
+    """``f(t, y)`` of the ODE system for :func:`scipy.integrate.solve_ivp` (state :func:`pack`)."""
+    ix = _index(sp.K, sp.M)
+    iu = _tri(sp.K)
+    v = sp.v
+
+    def f(t, y):
+        Q, R, gamma = unpack(sp, y)
+        A, B, D = _moments(sp, ix, _covariance(sp, Q, R, gamma), noise)
+        if sp.normalized:
+            L2 = np.diag(Q)
+            a = gamma / np.sqrt(L2)
+            av = a * v
+            Bd = np.diag(B)
+            dR = lr * av[:, None] * (A - R * (Bd / L2)[:, None])
+            P = av[:, None] * (B - Q * (Bd / L2)[:, None])
+            dQ = lr * (P + P.T) + lr ** 2 * np.outer(av, av) * D
+            dg = lr * (v * Bd / np.sqrt(L2) - zeta * gamma)
+            return np.concatenate([dQ[iu], dR.ravel(), dg])
+        dR = lr * v[:, None] * A
+        P = v[:, None] * B
+        dQ = lr * (P + P.T) + lr ** 2 * np.outer(v, v) * D
+        return np.concatenate([dQ[iu], dR.ravel()])
+
+    return f
+
+
+# ----------------------------------------------------------------------------- integrate
+@dataclass
+class CommitteeTrajectory(PlainDict):
+    """Solution of :func:`integrate`: ``t`` (n,), ``Q`` (n, K, K), ``R`` (n, K, M),
+    ``gamma`` (n, K) or None, ``eps`` (n,); ``diverged`` / ``t_diverged`` when an order
+    parameter left ``blowup``; ``status``/``message`` of the solver."""
+
+    method: str
+    activation: str
+    teacher: str
+    lr: float
+    zeta: float
+    noise: float
+    t: np.ndarray
+    Q: np.ndarray
+    R: np.ndarray
+    gamma: np.ndarray | None
+    eps: np.ndarray
+    diverged: bool
+    t_diverged: float | None
+    status: int
+    message: str
+
+
+def integrate(method: str, activation: str, *, hidden: int, teachers: int, lr: float,
+              Q0, R0, gamma0=None, zeta: float = 0.0, noise: float = 0.0,
+              teacher: str | None = None, T=None, v=None, v_star=None, t_max: float = 100.0,
+              n_points: int = 201, rtol: float = 1e-8, atol: float = 1e-10,
+              blowup: float = 1e6) -> CommitteeTrajectory:
+    """Integrate the committee-machine ODEs of the module docstring (``solve_ivp``, DOP853).
+
+    Parameters
+    ----------
+    method : {"sgd", "wn-decay", "wn"}
+        Plain soft committee machine, or every hidden unit weight-normalized with gamma
+        decay (``"wn"``: ``zeta = 0``).
+    activation : {"erf", "relu", "linear"}
+        Student activation.
+    hidden, teachers : int
+        K student and M teacher hidden units (1..16).
+    teacher : {"erf", "relu", "linear"}, optional
+        Teacher activation (default: the student's).
+    lr : float
+        :math:`\\eta > 0`.
+    Q0, R0 : array_like
+        Initial overlaps, shape (K, K) symmetric positive definite and (K, M), such that
+        the joint covariance of (student, teacher) weights is positive semi-definite.
+        :func:`perceptron_theory.simulate.committee.initial_overlaps` draws the ones of a
+        simulation.
+    gamma0 : array_like, optional
+        Initial scales (K,), normalized methods only (default 1).
+    zeta, noise : float
+        Gamma decay (normalized methods) and label-noise variance S, >= 0.
+    T, v, v_star : array_like, optional
+        Teacher overlaps (M, M), default identity; second layers, default ones.
+    t_max, n_points, rtol, atol, blowup
+        Final time (in N steps), output points, solver tolerances, divergence bound on
+        :math:`|Q|, |\\gamma|`.
+    """
+    sp = spec(method, activation, hidden, teachers, teacher=teacher, T=T, v=v, v_star=v_star)
+    lr = check_real("lr", lr, 0.0, LR_MAX, lo_open=True)
+    zeta = check_real("zeta", zeta, 0.0)
+    if method == "wn" and zeta:
+        raise ValueError(f"zeta must be 0 for method 'wn' (use 'wn-decay'); got {zeta}")
+    if method == "sgd" and zeta:
+        raise ValueError(f"zeta is a decay on gamma: only for 'wn-decay'; got {zeta} for 'sgd'")
+    noise = check_real("noise", noise, 0.0)
+    t_max = check_real("t_max", t_max, 0.0, T_MAX, lo_open=True)
+    n_points = check_int("n_points", n_points, 2, MAX_POINTS)
+    rtol = check_real("rtol", rtol, 0.0, 1.0, lo_open=True)
+    atol = check_real("atol", atol, 0.0, lo_open=True)
+    blowup = check_real("blowup", blowup, 0.0, lo_open=True)
+    Q0 = _shaped("Q0", Q0, (sp.K, sp.K))
+    R0 = _shaped("R0", R0, (sp.K, sp.M))
+    _check_overlaps(sp, Q0, R0)
+    if sp.normalized:
+        gamma0 = np.ones(sp.K) if gamma0 is None else _shaped("gamma0", gamma0, (sp.K,))
+    elif gamma0 is not None:
+        raise ValueError("gamma0 is only for the normalized methods ('wn-decay', 'wn')")
+    f0 = rhs(sp, lr, zeta, noise)
+    n_eval = [0]
+
+    def f(t, y):
+        n_eval[0] += 1
+        if n_eval[0] > MAX_EVALUATIONS:
+            raise _TooStiff(t)
+        return f0(t, y)
+
+    def blow(t, y):
+        return blowup - np.max(np.abs(y))
+
+    blow.terminal = True
+    from scipy import integrate as _integrate
+
+    y0 = pack(sp, Q0, R0, gamma0)
+    try:
+        with np.errstate(all="ignore"):
+            sol = _integrate.solve_ivp(f, (0.0, t_max), y0, method="DOP853",
+                                       t_eval=np.linspace(0.0, t_max, n_points), rtol=rtol,
+                                       atol=atol, events=blow)
+    except _TooStiff as exc:
+        raise ValueError(f"the ODE solver gave up after {MAX_EVALUATIONS} evaluations at "
+                         f"t={exc.args[0]:.4g} of t_max={t_max:g} (lr={lr:g}); lower lr or "
+                         f"t_max") from None
+    Q, R, gamma = unpack(sp, sol.y.T)
+    finite = np.all(np.isfinite(sol.y), axis=0)
+    t_div = float(sol.t_events[0][0]) if sol.t_events and len(sol.t_events[0]) else None
+    diverged = bool(sol.status == 1 or not np.all(finite))
+    eps = np.full(sol.t.shape, np.nan)
+    ok = finite & np.all(np.diagonal(Q, axis1=-2, axis2=-1) > 0, axis=-1)
+    if np.any(ok):
+        eps[ok] = generalization_error(sp, Q[ok], R[ok], None if gamma is None else gamma[ok])
+    return CommitteeTrajectory(method, activation, sp.teacher, lr, zeta, noise, sol.t, Q, R,
+                               gamma, eps, diverged, t_div, int(sol.status), str(sol.message))
+
+
+class _TooStiff(Exception):
+    pass
+
+
+def _check_overlaps(sp: Spec, Q0: np.ndarray, R0: np.ndarray) -> None:
+    """Q0 symmetric positive definite and [[Q0, R0], [R0^T, T]] positive semi-definite."""
+    if not np.allclose(Q0, Q0.T, atol=1e-12):
+        raise ValueError("Q0 must be symmetric")
+    if np.linalg.eigvalsh(Q0).min() <= 0:
+        raise ValueError(f"Q0 must be positive definite (every student unit needs |w_k| > 0); "
+                         f"got eigenvalues {np.linalg.eigvalsh(Q0)}")
+    full = np.block([[Q0, R0], [R0.T, sp.T]])
+    lo = np.linalg.eigvalsh(full).min()
+    if lo < -1e-10 * max(1.0, np.abs(full).max()):
+        raise ValueError(f"the overlaps [[Q0, R0], [R0^T, T]] must be positive semi-definite "
+                         f"(they are Gram matrices of weights); smallest eigenvalue {lo:.3g}")
+
+
+def _shaped(name: str, value, shape: tuple) -> np.ndarray:
+    """``value`` as a finite float array of shape ``shape`` (else ValueError)."""
+    a = check_array(name, value)
+    if a.shape != tuple(shape):
+        raise ValueError(f"{name} must have shape {tuple(shape)}; got {a.shape}")
+    return a
+
+
+def order_parameters_single(Q, R, T: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """``(L, R_normalized)`` of K = M = 1 overlaps: the variables of :mod:`.dynamics`
+    (:math:`L = \\sqrt{Q}`, :math:`R/(L\\sqrt T)`)."""
+    L = np.sqrt(np.asarray(Q, float))
+    return L, np.asarray(R, float) / (L * np.sqrt(T))
