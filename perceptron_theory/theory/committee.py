@@ -433,3 +433,147 @@ def order_parameters_single(Q, R, T: float = 1.0) -> tuple[np.ndarray, np.ndarra
     (:math:`L = \\sqrt{Q}`, :math:`R/(L\\sqrt T)`)."""
     L = np.sqrt(np.asarray(Q, float))
     return L, np.asarray(R, float) / (L * np.sqrt(T))
+
+
+# ------------------------------------------------------------------ learning-rate limits
+@dataclass
+class CommitteeLRMax(PlainDict):
+    """Result of :func:`lr_max`: the rate at which the learned fixed point loses stability.
+
+    ``lr_max`` is the raw rate, ``eta_max = lr_max * gamma0 / L0^2`` the effective rate of
+    :mod:`.dynamics` (``lr_max`` itself for ``"sgd"``); ``gamma0`` the fixed point's scale;
+    ``residual`` the norm of the O(eta) drift at the fixed point found (0 up to the root
+    finder's tolerance); ``spectrum`` the real parts of the eigenvalues of ``A + eta B``
+    at ``eta = lr_max`` (one is 0)."""
+
+    method: str
+    activation: str
+    K: int
+    zeta: float
+    L0: float
+    gamma0: float
+    lr_max: float
+    eta_max: float
+    residual: float
+    spectrum: list
+
+
+def lr_max(method: str, activation: str, hidden: int, *, zeta: float = 0.0,
+           L0: float = 1.0, lr_hi: float = 1e3) -> CommitteeLRMax:
+    """Largest stable rate of the learned fixed point of a K = M committee (T = I, v = 1).
+
+    The right-hand side is :math:`f = \\eta\\,a(y) + \\eta^2 b(y)` (module docstring; the
+    decay is in :math:`a`). The fixed point :math:`y_0` is the root of :math:`a` (Luo et
+    al.'s small-rate limit, Prop. 1; for ``"sgd"`` and ``"wn"`` it is exact at every rate:
+    each student unit equal to one teacher unit, :math:`\\delta = 0`), with the lengths
+    :math:`L_k = L_0` held fixed for the normalized methods (their fixed point is neutral
+    in :math:`L`, as in :func:`.dynamics.lr_limits`). Linearizing,
+    :math:`J = \\eta(A + \\eta B)` with :math:`A = \\partial a`, :math:`B = \\partial b` at
+    :math:`y_0` (central differences); ``lr_max`` is the smallest :math:`\\eta` at which an
+    eigenvalue of :math:`A + \\eta B` crosses zero (``inf``: never; 0: unstable at any rate).
+    For K = 1 this is :func:`.dynamics.lr_limits`' stability analysis of the full (gamma, R)
+    system (a test checks the values).
+
+    Parameters
+    ----------
+    method : {"sgd", "wn-decay", "wn"}
+        As :func:`integrate`.
+    activation : {"erf", "relu"}
+        Shared by teacher and student (a linear committee is a single linear unit: its
+        fixed point is not isolated).
+    hidden : int
+        K = M.
+    zeta : float
+        Gamma decay (``"wn-decay"``).
+    L0 : float
+        Length of the normalized units at the fixed point.
+    lr_hi : float
+        Largest rate searched.
+    """
+    from scipy import optimize as _opt
+
+    sp = spec(method, activation, hidden, hidden)
+    if activation == "linear":
+        raise ValueError("activation must be 'erf' or 'relu' for lr_max: a linear committee "
+                         "is one linear unit, so its learned fixed point is not isolated")
+    zeta = check_real("zeta", zeta, 0.0)
+    if zeta and method != "wn-decay":
+        raise ValueError(f"zeta is for 'wn-decay' only; got {zeta} for {method!r}")
+    L0 = check_real("L0", L0, 0.0, lo_open=True)
+    lr_hi = check_real("lr_hi", lr_hi, 0.0, lo_open=True)
+    K = sp.K
+    f1, f2 = rhs(sp, 1.0, zeta), rhs(sp, 2.0, zeta)
+    iu = _tri(K)
+    off = iu[0] != iu[1]
+    nq = len(iu[0])
+
+    def to_state(z):
+        """Free variables -> ODE state. sgd: the state itself; normalized: (rho_kl (k < l),
+        r_kn = R_kn / L0, gamma) with every L_k = L0."""
+        if not sp.normalized:
+            return z
+        q = np.full(nq, L0 * L0)
+        q[off] = z[:int(off.sum())] * L0 * L0
+        return np.concatenate([q, z[int(off.sum()):int(off.sum()) + K * K] * L0,
+                               z[int(off.sum()) + K * K:]])
+
+    def velocity(f, z):
+        """d(free variables)/dt with the lengths held at L0 after every step: the growth of
+        L_k (the eta^2 term of dQ_kk) shrinks the normalized overlaps, as the
+        ``freeze_L`` system of :mod:`.dynamics`."""
+        y = to_state(z)
+        dy = f(0.0, y)
+        if not sp.normalized:
+            return dy
+        dQ, dR, dg = unpack(sp, dy)
+        dl = np.diag(dQ) / (2 * L0)  # dL_k/dt
+        Q, R, _ = unpack(sp, y)
+        drho = dQ / L0 ** 2 - Q / L0 ** 2 * (dl[:, None] + dl[None, :]) / L0
+        dr = dR / L0 - R / L0 * dl[:, None] / L0
+        return np.concatenate([drho[iu][off], dr.ravel(), dg])
+
+    def a(z):
+        return 2.0 * velocity(f1, z) - velocity(f2, z) / 2.0
+
+    def b(z):
+        return (velocity(f2, z) - 2.0 * velocity(f1, z)) / 2.0
+
+    if sp.normalized:
+        z0 = np.concatenate([np.zeros(int(off.sum())), np.eye(K).ravel(),
+                             np.full(K, 1.0 / (1.0 + zeta))])
+    else:
+        z0 = pack(sp, np.eye(K), np.eye(K))
+    if sp.normalized and zeta:
+        sol = _opt.root(a, z0, method="hybr", options={"xtol": 1e-13})
+        z0 = sol.x
+    residual = float(np.linalg.norm(a(z0)))
+
+    def jac(fun):
+        J = np.empty((z0.size, z0.size))
+        for i in range(z0.size):
+            h = 1e-6 * max(1.0, abs(z0[i]))
+            zp, zm = z0.copy(), z0.copy()
+            zp[i] += h
+            zm[i] -= h
+            J[:, i] = (fun(zp) - fun(zm)) / (2 * h)
+        return J
+
+    A, B = jac(a), jac(b)
+
+    def growth(eta):
+        return float(np.max(np.linalg.eigvals(A + eta * B).real))
+
+    etas = np.geomspace(1e-4, lr_hi, 600)
+    g = np.array([growth(e) for e in etas])
+    if g[0] > 0:
+        lr = 0.0
+    elif np.all(g < 0):
+        lr = float("inf")
+    else:
+        i = int(np.argmax(g >= 0))
+        lr = float(_opt.brentq(growth, etas[i - 1], etas[i], xtol=1e-14, rtol=1e-13))
+    gamma0 = float(np.mean(z0[-K:])) if sp.normalized else 1.0
+    eta = lr * gamma0 / L0 ** 2 if sp.normalized else lr
+    spec_at = (sorted(np.linalg.eigvals(A + lr * B).real.tolist()) if np.isfinite(lr)
+               else [])
+    return CommitteeLRMax(method, activation, K, zeta, L0, gamma0, lr, eta, residual, spec_at)
