@@ -52,6 +52,71 @@ def _fmt_table(rows: list[tuple[str, object]]) -> str:
     return "\n".join(out)
 
 
+# --------------------------------------------------------------------------- run store
+#: Options that do not change what a stored command computes (output, the store itself).
+_NOT_IN_KEY = frozenset({"command", "func", "json", "plot", "verbose", "cache_dir",
+                         "no_cache", "rerun"})
+
+
+def _stored(a, compute):
+    """``compute()`` (a JSON-able result of the options ``a``), read from the run store
+    when held there.
+
+    For the commands whose solvers need scipy.optimize or scipy.integrate: importing
+    those costs ~0.4-0.5 s per process, more than the rest of a call, so a repeated call
+    reads its result back instead (kind ``"cli"`` of :mod:`perceptron_theory.store`).
+    The key is every option that is not output (:data:`_NOT_IN_KEY`), the numpy and
+    scipy versions, the package version and its source fingerprint, so any edit
+    computes again. Warnings the computation raised (a deprecated method name) are kept
+    with the result and raised again, so a stored call warns as the computing call did.
+    ``--no-cache`` computes without reading or writing; ``--rerun`` computes and
+    overwrites; a store that cannot be written only costs the saving.
+    """
+    if a.no_cache:
+        return compute()
+    import importlib.metadata
+
+    from perceptron_theory.store import Store, unit_key
+
+    config = {k: v for k, v in sorted(vars(a).items()) if k not in _NOT_IN_KEY}
+    config["versions"] = {m: importlib.metadata.version(m) for m in ("numpy", "scipy")}
+    function = f"perceptron_theory.cli:{a.command}"
+    store = Store(a.cache_dir or _default_cache_dir())
+    key = unit_key(function, config, code=True)
+    hit = None if a.rerun else store.get("cli", key)
+    if hit is not None:
+        _warn_again(hit["warnings"])
+        return hit["result"]
+    with warnings.catch_warnings(record=True) as caught:
+        result = compute()
+    kept = [{"category": f"{w.category.__module__}:{w.category.__qualname__}",
+             "message": str(w.message), "filename": w.filename, "lineno": w.lineno}
+            for w in caught]
+    _warn_again(kept)
+    try:
+        store.put("cli", key, {"result": result, "warnings": kept}, function=function,
+                  config=config)
+    except OSError as exc:
+        logging.getLogger(__name__).info("run store not written: %s", exc)
+    return result
+
+
+def _warn_again(kept: list[dict]) -> None:
+    """Raise recorded warnings again, from where they were raised (the filters apply)."""
+    from perceptron_theory.executor import resolve
+
+    by_file = {getattr(m, "__file__", None): name for name, m in list(sys.modules.items())}
+    for w in kept:
+        try:
+            category = resolve(w["category"])
+        except (ImportError, AttributeError, ValueError):
+            category = UserWarning
+        if not (isinstance(category, type) and issubclass(category, Warning)):
+            category = UserWarning
+        warnings.warn_explicit(w["message"], category, w["filename"], w["lineno"],
+                               module=by_file.get(w["filename"]))
+
+
 # --------------------------------------------------------------------------- commands
 def _cmd_integrals(a) -> int:
     from perceptron_theory.theory import integrals as I
@@ -78,9 +143,15 @@ def _cmd_dynamics(a) -> int:
         return _committee.dynamics(a)
     from perceptron_theory.theory import dynamics as D
 
-    tr = D.integrate(a.method, a.activation, lr=a.lr, zeta=a.zeta, gamma_init=a.gamma_init,
-                     R_init=a.R_init, L_init=a.L_init, t_max=a.t_max, n_points=a.n_points,
-                     freeze_L=a.freeze_L)
+    def compute():
+        return D.integrate(a.method, a.activation, lr=a.lr, zeta=a.zeta,
+                           gamma_init=a.gamma_init, R_init=a.R_init, L_init=a.L_init,
+                           t_max=a.t_max, n_points=a.n_points,
+                           freeze_L=a.freeze_L).to_dict()
+
+    d = _stored(a, compute)
+    tr = D.Trajectory(**{k: np.asarray(v, dtype=float) if isinstance(v, list) else v
+                         for k, v in d.items()})
     if a.plot:
         from perceptron_theory.plotting import Plot, save, series
 
@@ -111,7 +182,12 @@ def _cmd_lr_limits(a) -> int:
     zetas = [a.zeta] if a.zeta_range is None else list(np.linspace(*a.zeta_range))
     check_array("zeta", zetas, 0.0, D.ZETA_MAX)  # every point, before the first one runs
     check_work(f"lr-limits over {len(zetas)} zetas", len(zetas) * (1e8 if a.fast else 2e9))
-    res = [D.lr_limits(a.method, a.activation, z, L0=a.L0, exact=not a.fast) for z in zetas]
+
+    def compute():
+        return [D.lr_limits(a.method, a.activation, z, L0=a.L0, exact=not a.fast).to_dict()
+                for z in zetas]
+
+    res = [D.LRLimits(**d) for d in _stored(a, compute)]
     if a.plot:
         from perceptron_theory.plotting import Plot, save, series
 
@@ -474,6 +550,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--freeze-L", action="store_true", help="hold L fixed (quasi-static system)")
     _committee.add_args(s)
     common(s)
+    _store_args(s)
     s.set_defaults(func=_cmd_dynamics)
 
     s = sub.add_parser("lr-limits", help="fixed point, eta_max and eta_eff (Luo et al. Table 1)")
@@ -485,6 +562,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--L0", type=float, default=1.0, help="raw weight length at the fixed point")
     s.add_argument("--fast", action="store_true", help="skip the exact (eta^2) analysis")
     common(s)
+    _store_args(s)
     s.set_defaults(func=_cmd_lr_limits)
 
     s = sub.add_parser("bn-decay", help="batch-statistic moments and BN's equivalent gamma decay")

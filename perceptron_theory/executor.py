@@ -10,7 +10,9 @@ existing engines:
     kept across calls so that torch and numba are imported once per worker, one
     torch/numba/BLAS thread per worker unless told otherwise. A worker that dies (killed,
     out of memory) breaks the pool; the pool is rebuilt and the units that had not
-    finished are submitted again (``retries`` times).
+    finished are submitted again (``retries`` times). Workers end when the process that
+    started them dies (killed with SIGKILL, say), instead of finishing their unit
+    orphaned: at once on Linux (``PR_SET_PDEATHSIG``), else within about a second.
 ``dask``
     :mod:`distributed`: ``Client(address)`` of a running scheduler, or a ``LocalCluster``
     when no address is given. For a SLURM/PBS cluster, start the scheduler with
@@ -160,6 +162,63 @@ class SerialExecutor(Executor):
             yield i, res
 
 
+#: Set while the local pool starts workers: ``"<pid>:main"`` when the starting thread is
+#: the main thread (see :func:`_worker_init`).
+_SPAWNER_VAR = "PERCEPTRON_THEORY_POOL_SPAWNER"
+#: Seconds between a worker's checks that its parent is alive.
+PARENT_POLL_S = 1.0
+
+
+@contextlib.contextmanager
+def _spawner_env():
+    """Tell the workers spawned inside this block who starts them, and from which thread."""
+    import threading
+
+    saved = os.environ.get(_SPAWNER_VAR)
+    main = threading.current_thread() is threading.main_thread()
+    os.environ[_SPAWNER_VAR] = f"{os.getpid()}:{'main' if main else 'thread'}"
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop(_SPAWNER_VAR, None)
+        else:
+            os.environ[_SPAWNER_VAR] = saved
+
+
+def _worker_init(parent: int) -> None:
+    """Pool initializer: end this worker when ``parent`` (the pool's process) dies.
+
+    Linux: ``prctl(PR_SET_PDEATHSIG, SIGKILL)``, so the kernel kills the worker with its
+    parent, even inside a long numba kernel that holds the GIL. The signal follows the
+    parent *thread* that spawned the worker, so it is set only for workers spawned from
+    the main thread (a pool fed from a short-lived thread would otherwise lose its
+    workers with that thread). Everywhere: a daemon thread that exits the worker when
+    its parent pid changes (checked every :data:`PARENT_POLL_S`; it needs the GIL).
+    """
+    import sys
+    import threading
+    import time
+
+    if sys.platform.startswith("linux") and os.environ.get(_SPAWNER_VAR) == f"{parent}:main":
+        with contextlib.suppress(OSError, AttributeError):
+            import ctypes
+            import signal
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # died before the signal was armed
+        os._exit(1)
+
+    def watch():
+        while True:
+            time.sleep(PARENT_POLL_S)
+            if os.getppid() != parent:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="perceptron-theory-parent-watch", daemon=True).start()
+
+
 @contextlib.contextmanager
 def _thread_env(threads: int | None):
     """Environment inherited by worker processes spawned inside this block."""
@@ -209,7 +268,8 @@ class LocalExecutor(Executor):
             from concurrent.futures import ProcessPoolExecutor
 
             self._pool = ProcessPoolExecutor(self.workers,
-                                             mp_context=multiprocessing.get_context("spawn"))
+                                             mp_context=multiprocessing.get_context("spawn"),
+                                             initializer=_worker_init, initargs=(os.getpid(),))
         return self._pool
 
     def submit_all(self, units):
@@ -219,7 +279,7 @@ class LocalExecutor(Executor):
         todo = dict(enumerate(units))
         attempts = 0
         while todo:
-            with _thread_env(self.threads):
+            with _thread_env(self.threads), _spawner_env():  # workers start on submit
                 pool = self._get_pool()
                 futures = {pool.submit(call_unit, u.function, u.config, self.threads): i
                            for i, u in todo.items()}

@@ -53,8 +53,9 @@ __all__ = ["Spec", "load_spec", "cells", "run_command", "run_sweep", "flatten",
 
 #: commands a sweep can run (those with ``--json`` that compute without files)
 COMMANDS = ("integrals", "dynamics", "lr-limits", "bn-decay", "curve", "simulate", "max-lr")
-#: options a sweep never sets (output and presentation)
-_RESERVED = {"json", "plot", "help", "verbose"}
+#: options a sweep never sets (output, presentation, and the command's own run store:
+#: a cell is kept in the sweep's store, so it runs its command with ``--no-cache``)
+_RESERVED = {"json", "plot", "help", "verbose", "cache-dir", "no-cache", "rerun"}
 #: per-point axes, in the order they are looked for in a command's output
 _AXES = ("t", "epochs", "epoch", "alpha", "zeta", "lr", "Q")
 
@@ -136,7 +137,7 @@ def load_spec(source) -> Spec:
     spec = Spec(command, fixed, grid, seeds, plot)
     options = _options(command)
     for name in itertools.chain(fixed, grid):
-        if name in _RESERVED or name.replace("_", "-") not in options:
+        if name.replace("_", "-") in _RESERVED or name.replace("_", "-") not in options:
             raise ValueError(f"{command} has no option --{name}; valid: "
                              + ", ".join(sorted(o for o in options if o not in _RESERVED)))
     if seeds and not {"seed", "seeds"} <= set(options):
@@ -201,10 +202,11 @@ def cells(spec: Spec) -> list[dict]:
 def _parse(command: str, options: dict):
     """The parsed namespace of one cell; a bad value raises ValueError (one line)."""
     parser = _parser(command)
+    own_store = ["--no-cache"] if "no-cache" in _options(command) else []
     err = io.StringIO()
     try:
         with contextlib.redirect_stderr(err):
-            return parser.parse_args(_argv(options) + ["--json"])
+            return parser.parse_args(_argv(options) + ["--json"] + own_store)
     except SystemExit:
         msg = err.getvalue().strip().splitlines()
         raise ValueError(f"{command} {' '.join(_argv(options))}: "

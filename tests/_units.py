@@ -15,3 +15,12 @@ def square(x, log=None, crash_marker=None):
         with open(log, "a") as f:
             f.write(f"{x}\n")
     return {"x": x, "y": x * x}
+
+
+def sleep_forever(pid_file):
+    """Write this worker's pid to ``pid_file``, then sleep (a unit that never ends)."""
+    Path(pid_file).write_text(str(os.getpid()))
+    import time
+
+    while True:
+        time.sleep(0.05)

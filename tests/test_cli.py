@@ -45,6 +45,70 @@ def test_lr_limits_sweep(capsys):
     assert [r["eta_max"] for r in rows] == pytest.approx([2.0, 4.0, 6.0], rel=1e-12)
 
 
+STORED_CASES = [
+    ["lr-limits", "--method", "wn-decay", "--activation", "relu", "--zeta", "0.2", "--fast"],
+    ["dynamics", "--method", "wn", "--activation", "relu", "--lr", "0.5", "--t-max", "1",
+     "--n-points", "5"],
+]
+
+
+def test_stored_commands_print_what_they_compute(capsys, tmp_path, monkeypatch):
+    from perceptron_theory.store import Store
+    from perceptron_theory.theory import dynamics as D
+
+    store = ["--cache-dir", str(tmp_path)]
+    computed = {}
+    for argv in STORED_CASES:
+        for fmt in ([], ["--json"]):
+            computed[(argv[0], *fmt)] = run(capsys, *argv, *fmt, "--no-cache")
+            assert computed[(argv[0], *fmt)][0] == 0
+            assert run(capsys, *argv, *fmt, *store) == computed[(argv[0], *fmt)]
+    assert Store(tmp_path).count("cli") == 2  # the output format is not part of the key
+
+    def fail(*args, **kwargs):
+        raise AssertionError("computed, not read back")
+
+    monkeypatch.setattr(D, "lr_limits", fail)
+    monkeypatch.setattr(D, "integrate", fail)
+    for argv in STORED_CASES:
+        for fmt in ([], ["--json"]):
+            assert run(capsys, *argv, *fmt, *store) == computed[(argv[0], *fmt)]
+        rc, _, err = run(capsys, *argv, *store, "--rerun")  # --rerun computes again
+        assert rc == 1 and "computed, not read back" in err
+        rc, _, _ = run(capsys, *argv, *store, "--zeta", "0.3" if argv[0] == "lr-limits"
+                       else "0.0", "--L-init" if argv[0] == "dynamics" else "--L0", "2")
+        assert rc == 1  # other options: another key
+
+
+def test_stored_call_warns_as_the_computing_call(capsys, tmp_path, monkeypatch):
+    import warnings
+
+    from perceptron_theory.theory import dynamics as D
+
+    argv = ["lr-limits", "--method", "bn", "--activation", "relu", "--zeta", "0.1", "--fast",
+            "--json", "--cache-dir", str(tmp_path)]
+    outs = []
+    for k in range(2):
+        if k:
+            monkeypatch.setattr(D, "lr_limits", None)  # the second call reads the store
+        with warnings.catch_warnings(record=True) as rec:
+            warnings.simplefilter("always")
+            outs.append(run(capsys, *argv))
+        dep = [w for w in rec if issubclass(w.category, DeprecationWarning)]
+        assert len(dep) == 1 and "deprecated alias" in str(dep[0].message)
+        assert dep[0].filename.endswith("cli.py")
+    assert outs[0] == outs[1] and outs[0][0] == 0
+
+
+def test_sweep_cells_leave_the_commands_own_store_alone():
+    from perceptron_theory import sweep
+
+    args = sweep._parse("lr-limits", {"method": "wn", "activation": "relu"})
+    assert args.no_cache and args.json
+    with pytest.raises(ValueError, match="no option --cache-dir"):
+        sweep.load_spec({"command": "dynamics", "fixed": {"cache-dir": "x"}})
+
+
 @pytest.mark.parametrize("argv, word", [
     (["integrals", "--activation", "relu", "--Q", "-1", "--R", "0"], "Q"),
     (["integrals", "--activation", "relu", "--Q", "1", "--R", "1.5"], "R"),

@@ -110,6 +110,71 @@ def test_local_pool_survives_a_killed_worker(tmp_path):
     assert len(ran) - 8 <= 2  # only units in flight when the pool broke ran twice
 
 
+_ORPHAN_SCRIPT = """
+import sys, threading
+from perceptron_theory import executor as ex
+
+def main():
+    ex.LocalExecutor(1).map([ex.Unit("_units:sleep_forever", {"pid_file": sys.argv[1]})])
+
+if __name__ == "__main__":
+    if sys.argv[2] == "thread":  # workers spawned from another thread: no PDEATHSIG
+        t = threading.Thread(target=main)
+        t.start()
+        t.join()
+    else:
+        main()
+"""
+
+
+def _alive(pid: int) -> bool:
+    """Running (a zombie that no one reaps counts as ended)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+    except OSError:  # no /proc
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+
+
+@pytest.mark.parametrize("spawner", ["main", "thread"])
+def test_local_pool_workers_end_with_their_parent(tmp_path, spawner):
+    """SIGKILL of the process that runs a pool ends its workers within seconds, from
+    the main thread (PR_SET_PDEATHSIG on Linux) or another one (the parent watch)."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    script, pid_file = tmp_path / "parent.py", tmp_path / "worker.pid"
+    script.write_text(_ORPHAN_SCRIPT)
+    parent = subprocess.Popen([sys.executable, str(script), str(pid_file), spawner])
+    worker = None
+    try:
+        deadline = time.monotonic() + 60
+        while not pid_file.exists() or not pid_file.read_text():
+            assert parent.poll() is None and time.monotonic() < deadline, "no worker started"
+            time.sleep(0.05)
+        worker = int(pid_file.read_text())
+        assert _alive(worker)
+        parent.send_signal(signal.SIGKILL)
+        parent.wait()
+        t0 = time.monotonic()
+        while _alive(worker) and time.monotonic() - t0 < 5.0:
+            time.sleep(0.05)
+        assert not _alive(worker), f"worker {worker} outlived its parent by 5 s"
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+        if worker is not None and _alive(worker):
+            os.kill(worker, signal.SIGKILL)
+
+
 def test_dask_local_cluster_equals_local_pool_and_survives_a_killed_worker(tmp_path):
     pytest.importorskip("distributed")
     units = _sim_units()

@@ -88,7 +88,6 @@ import warnings
 from dataclasses import asdict, dataclass
 
 import numpy as np
-from scipy import optimize as _optimize
 
 from perceptron_theory import vocabulary as _vocab
 from perceptron_theory._checks import check_array, check_choice, check_int, check_real
@@ -426,6 +425,8 @@ def _gamma0_root(activation: str, zeta: float) -> float:
     def h(g):
         return _int.I1(activation, g, 1.0).item() / g - zeta * g
 
+    from scipy import optimize as _optimize  # ~0.4 s: only where a root is needed
+
     hi = 1.0
     while h(hi) > 0:
         hi *= 2.0
@@ -568,6 +569,8 @@ def quasi_static_branch(activation: str, zeta: float, eta_eff, L0: float = 1.0) 
     grid = check_array("eta_eff", eta_eff, lo=0.0, lo_open=True, min_size=1)
     if np.any(np.diff(grid) <= 0):
         raise ValueError("eta_eff must be strictly increasing")
+    from scipy import optimize as _optimize  # ~0.4 s: only where a root is needed
+
     method = "wn-decay" if zeta > 0 else "wn"
     g0 = fixed_point(method, activation, zeta).gamma
     x = np.array([g0, 0.0 if zeta == 0 else 1e-3])
@@ -628,6 +631,8 @@ def _eta_max_exact(method: str, activation: str, zeta: float, g0: float, L0: flo
             return float("nan")  # cannot tell; reported as NaN rather than guessed
         bad = np.flatnonzero(br.max_real_eig >= 0)
         return float("inf") if bad.size == 0 else float(br.eta_eff[bad[0]])
+    from scipy import optimize as _optimize  # ~0.4 s: only where a root is needed
+
     hi = 1.0
     while m(hi) < 0:
         hi *= 2.0
