@@ -75,7 +75,8 @@ def _cmd_integrals(a) -> int:
 def _cmd_dynamics(a) -> int:
     from perceptron_theory.theory import dynamics as D
 
-    tr = D.integrate(a.method, a.activation, lr=a.lr, zeta=a.zeta, gamma_init=a.gamma_init,
+    tr = D.integrate(a.method, a.activation, lr=a.lr, zeta=a.zeta, teacher=a.teacher,
+                     noise=a.noise, weight_decay=a.weight_decay, gamma_init=a.gamma_init,
                      R_init=a.R_init, L_init=a.L_init, t_max=a.t_max, n_points=a.n_points,
                      freeze_L=a.freeze_L)
     if a.plot:
@@ -89,7 +90,8 @@ def _cmd_dynamics(a) -> int:
     if a.json:
         print(_dump(tr.to_dict()))
     else:
-        print(f"# {a.method}/{a.activation} lr={a.lr} zeta={a.zeta} diverged={tr.diverged}"
+        print(f"# {a.method}/{a.activation} teacher={tr.teacher} lr={a.lr} zeta={a.zeta} "
+              f"S={a.noise} weight_decay={a.weight_decay} diverged={tr.diverged}"
               + (f" at t={tr.t_diverged:.4g}" if tr.t_diverged is not None else "")
               + (f"; {tr.message}" if tr.status < 0 else ""))
         print(f"{'t':>10} {'gamma':>12} {'R':>12} {'L':>12} {'eps':>12}")
@@ -108,7 +110,8 @@ def _cmd_lr_limits(a) -> int:
     zetas = [a.zeta] if a.zeta_range is None else list(np.linspace(*a.zeta_range))
     check_array("zeta", zetas, 0.0, D.ZETA_MAX)  # every point, before the first one runs
     check_work(f"lr-limits over {len(zetas)} zetas", len(zetas) * (1e8 if a.fast else 2e9))
-    res = [D.lr_limits(a.method, a.activation, z, L0=a.L0, exact=not a.fast) for z in zetas]
+    res = [D.lr_limits(a.method, a.activation, z, L0=a.L0, exact=not a.fast, teacher=a.teacher,
+                       noise=a.noise, weight_decay=a.weight_decay) for z in zetas]
     if a.plot:
         from perceptron_theory.plotting import Plot, save, series
 
@@ -166,7 +169,8 @@ def _cmd_curve(a) -> int:
 def _cmd_simulate(a) -> int:
     from perceptron_theory.simulate import offline, online
 
-    common = dict(zeta=a.zeta, batch_size=a.batch_size, noise=a.noise, seeds=a.seeds,
+    common = dict(zeta=a.zeta, batch_size=a.batch_size, noise=a.noise,
+                  weight_decay=a.weight_decay, seeds=a.seeds,
                   seed=a.seed, R_init=a.R_init, L_init=a.L_init, gamma_init=a.gamma_init,
                   ghost_size=a.ghost_size)
     teacher = a.teacher or (a.activation if a.online else "linear")
@@ -463,6 +467,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--activation", choices=ACTIVATIONS, required=True)
     s.add_argument("--lr", type=float, required=True, help="learning rate eta (> 0)")
     s.add_argument("--zeta", type=float, default=0.0, help="gamma decay (wn-decay only; >= 0)")
+    _peer_args(s)
     s.add_argument("--t-max", type=float, default=50.0, help="final time in units of N steps")
     s.add_argument("--n-points", type=int, default=201)
     _init_args(s)
@@ -477,6 +482,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--zeta", type=float, default=0.0)
     s.add_argument("--zeta-range", type=_range, metavar="A:B:N", help="sweep zeta (wn-decay)")
     s.add_argument("--L0", type=float, default=1.0, help="raw weight length at the fixed point")
+    _peer_args(s, what="sgd only when set")
     s.add_argument("--fast", action="store_true", help="skip the exact (eta^2) analysis")
     common(s)
     s.set_defaults(func=_cmd_lr_limits)
@@ -517,6 +523,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--lr-final", type=float, help="offline: rate at the last step (geometric)")
     s.add_argument("--n-points", type=int, default=11, help="number of recorded times")
     s.add_argument("--noise", type=float, default=0.0, help="label-noise variance S")
+    s.add_argument("--weight-decay", type=float, default=0.0,
+                   help="L2 decay lambda of the plain student (sgd): lambda/(2N) |w|^2 per sample")
     s.add_argument("--freeze-L", action="store_true", help="online: hold |w| fixed")
     common(s)
     s.set_defaults(func=_cmd_simulate)
@@ -695,6 +703,18 @@ def _reproduce_sizes() -> tuple:
     from validation._deep import SIZES
 
     return SIZES
+
+
+def _peer_args(s, what: str = "") -> None:
+    """--teacher, --noise, --weight-decay of the order-parameter ODEs."""
+    extra = f"; {what}" if what else ""
+    s.add_argument("--teacher", choices=ACTIVATIONS,
+                   help=f"teacher activation (default: the student's){extra}")
+    s.add_argument("--noise", type=float, default=0.0,
+                   help=f"label-noise variance S >= 0{extra}")
+    s.add_argument("--weight-decay", type=float, default=0.0,
+                   help="L2 decay lambda >= 0 of the plain student (sgd only): "
+                        "lambda/(2N) |w|^2 per sample")
 
 
 def _sim_args(s, R_init=INITIAL_CONDITIONS["R_init"]) -> None:
