@@ -76,6 +76,8 @@ def dynamics(a) -> int:
     K, M = _sizes(a)
     if a.freeze_L:
         raise ValueError("--freeze-L is not available for committee machines")
+    if getattr(a, "weight_decay", 0.0):
+        raise ValueError("--weight-decay is not available for committee machines")
     if a.init_N is not None:
         from perceptron_theory._checks import check_int, check_real
         from perceptron_theory.simulate import committee as SC
@@ -114,6 +116,8 @@ def simulate(a) -> int:
     K, M = _sizes(a)
     if not a.online or a.t_max is None:
         raise ValueError("committee machines are simulated online: give --online --t-max T")
+    if getattr(a, "weight_decay", 0.0):
+        raise ValueError("--weight-decay is not available for committee machines")
     if a.method not in SC.METHODS:
         raise ValueError(f"method must be one of {', '.join(SC.METHODS)} for committee "
                          f"machines; got {a.method!r}")

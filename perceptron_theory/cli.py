@@ -144,7 +144,8 @@ def _cmd_dynamics(a) -> int:
     from perceptron_theory.theory import dynamics as D
 
     def compute():
-        return D.integrate(a.method, a.activation, lr=a.lr, zeta=a.zeta,
+        return D.integrate(a.method, a.activation, lr=a.lr, zeta=a.zeta, teacher=a.teacher,
+                           noise=a.noise, weight_decay=a.weight_decay,
                            gamma_init=a.gamma_init, R_init=a.R_init, L_init=a.L_init,
                            t_max=a.t_max, n_points=a.n_points,
                            freeze_L=a.freeze_L).to_dict()
@@ -163,7 +164,8 @@ def _cmd_dynamics(a) -> int:
     if a.json:
         print(_dump(tr.to_dict()))
     else:
-        print(f"# {a.method}/{a.activation} lr={a.lr} zeta={a.zeta} diverged={tr.diverged}"
+        print(f"# {a.method}/{a.activation} teacher={tr.teacher} lr={a.lr} zeta={a.zeta} "
+              f"S={a.noise} weight_decay={a.weight_decay} diverged={tr.diverged}"
               + (f" at t={tr.t_diverged:.4g}" if tr.t_diverged is not None else "")
               + (f"; {tr.message}" if tr.status < 0 else ""))
         print(f"{'t':>10} {'gamma':>12} {'R':>12} {'L':>12} {'eps':>12}")
@@ -184,8 +186,9 @@ def _cmd_lr_limits(a) -> int:
     check_work(f"lr-limits over {len(zetas)} zetas", len(zetas) * (1e8 if a.fast else 2e9))
 
     def compute():
-        return [D.lr_limits(a.method, a.activation, z, L0=a.L0, exact=not a.fast).to_dict()
-                for z in zetas]
+        return [D.lr_limits(a.method, a.activation, z, L0=a.L0, exact=not a.fast,
+                            teacher=a.teacher, noise=a.noise,
+                            weight_decay=a.weight_decay).to_dict() for z in zetas]
 
     res = [D.LRLimits(**d) for d in _stored(a, compute)]
     if a.plot:
@@ -247,7 +250,8 @@ def _cmd_simulate(a) -> int:
         return _committee.simulate(a)
     from perceptron_theory.simulate import offline, online
 
-    common = dict(zeta=a.zeta, batch_size=a.batch_size, noise=a.noise, seeds=a.seeds,
+    common = dict(zeta=a.zeta, batch_size=a.batch_size, noise=a.noise,
+                  weight_decay=a.weight_decay, seeds=a.seeds,
                   seed=a.seed, R_init=a.R_init, L_init=a.L_init, gamma_init=a.gamma_init,
                   ghost_size=a.ghost_size)
     teacher = a.teacher or (a.activation if a.online else "linear")
@@ -544,6 +548,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--activation", choices=ACTIVATIONS, required=True)
     s.add_argument("--lr", type=float, required=True, help="learning rate eta (> 0)")
     s.add_argument("--zeta", type=float, default=0.0, help="gamma decay (wn-decay only; >= 0)")
+    _peer_args(s)
     s.add_argument("--t-max", type=float, default=50.0, help="final time in units of N steps")
     s.add_argument("--n-points", type=int, default=201)
     _init_args(s)
@@ -560,6 +565,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--zeta", type=float, default=0.0)
     s.add_argument("--zeta-range", type=_range, metavar="A:B:N", help="sweep zeta (wn-decay)")
     s.add_argument("--L0", type=float, default=1.0, help="raw weight length at the fixed point")
+    _peer_args(s, what="sgd only when set")
     s.add_argument("--fast", action="store_true", help="skip the exact (eta^2) analysis")
     common(s)
     _store_args(s)
@@ -601,6 +607,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--lr-final", type=float, help="offline: rate at the last step (geometric)")
     s.add_argument("--n-points", type=int, default=11, help="number of recorded times")
     s.add_argument("--noise", type=float, default=0.0, help="label-noise variance S")
+    s.add_argument("--weight-decay", type=float, default=0.0,
+                   help="L2 decay lambda of the plain student (sgd): lambda/(2N) |w|^2 per sample")
     s.add_argument("--freeze-L", action="store_true", help="online: hold |w| fixed")
     _committee.add_args(s, simulate=True)
     common(s)
@@ -780,6 +788,18 @@ def _reproduce_sizes() -> tuple:
     from validation._deep import SIZES
 
     return SIZES
+
+
+def _peer_args(s, what: str = "") -> None:
+    """--teacher, --noise, --weight-decay of the order-parameter ODEs."""
+    extra = f"; {what}" if what else ""
+    s.add_argument("--teacher", choices=ACTIVATIONS,
+                   help=f"teacher activation (default: the student's){extra}")
+    s.add_argument("--noise", type=float, default=0.0,
+                   help=f"label-noise variance S >= 0{extra}")
+    s.add_argument("--weight-decay", type=float, default=0.0,
+                   help="L2 decay lambda >= 0 of the plain student (sgd only): "
+                        "lambda/(2N) |w|^2 per sample")
 
 
 def _sim_args(s, R_init=INITIAL_CONDITIONS["R_init"]) -> None:

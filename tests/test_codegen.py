@@ -29,8 +29,9 @@ def test_cached_integrals_equal_the_derived_ones_bit_for_bit(activation, derive_
             with np.errstate(all="ignore"):
                 a, b = np.asarray(fresh(Q, R)), np.asarray(rebuilt(Q, R))
             np.testing.assert_array_equal(a, b)
-    k = integrals.scalar_kernel.__wrapped__(activation, True)
-    assert k(1.3, 0.4) == _codegen._build(_codegen._describe(k))(1.3, 0.4)
+    for teacher in (None, *(t for t in integrals.ACTIVATIONS if t != activation)):
+        k = integrals._scalar_kernel.__wrapped__(activation, True, teacher)
+        assert k(1.3, 0.4) == _codegen._build(_codegen._describe(k))(1.3, 0.4)
 
 
 def test_a_corrupt_entry_is_derived_again(tmp_path, monkeypatch):
@@ -58,7 +59,8 @@ def test_a_corrupt_entry_is_derived_again(tmp_path, monkeypatch):
 def test_ode_right_hand_side_from_the_cache_equals_the_derived_one(derive_fresh):
     for method in dynamics.METHODS:
         f_num, J_num = dynamics._compiled_system.__wrapped__(method)
-        args = (0.7, 0.3, 1.1, 0.5, 0.1) + tuple(np.linspace(0.1, 0.9, 9))
+        # (gamma, R, L, eta, zeta, lam, S), then I1, I2, I3, K and their 8 derivatives
+        args = (0.7, 0.3, 1.1, 0.5, 0.1, 0.2, 0.3) + tuple(np.linspace(0.1, 0.9, 12))
         for fn in (f_num, J_num):
             rebuilt = _codegen._build(_codegen._describe(fn))
             np.testing.assert_array_equal(np.asarray(fn(*args)), np.asarray(rebuilt(*args)))

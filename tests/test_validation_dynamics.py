@@ -19,8 +19,8 @@ def test_l_eq6_detects_a_missing_eta_squared_term(monkeypatch):
     """Drop the eta^2 term of dR/dt: the finite-N drift comparison must flag it."""
     true_rhs = D.rhs
 
-    def wrong_rhs(method, activation, lr, zeta=0.0):
-        f = true_rhs(method, activation, lr, zeta)
+    def wrong_rhs(method, activation, lr, zeta=0.0, **options):
+        f = true_rhs(method, activation, lr, zeta, **options)
         if method == "sgd":
             return f
 

@@ -8,8 +8,12 @@ variance, :math:`h = w\cdot x`, :math:`t = w^*\cdot x`, :math:`x \sim N(0, I/N)`
 Loss convention (the one of :mod:`perceptron_theory.theory.dynamics`)
 --------------------------------------------------------------------
 Per sample :math:`\ell = \tfrac12 (y - g(s))^2 + \tfrac\zeta2\gamma^2` with
-:math:`y = g^*(t) + \sqrt S\,\xi`. A step on a batch of ``M`` samples descends the
-**sum** of the per-sample losses: the weights move by :math:`-\eta\,\nabla_w\sum_m \ell_m`,
+:math:`y = g^*(t) + \sqrt S\,\xi`; the plain student instead (or also) carries the L2
+decay :math:`\tfrac{\lambda}{2N}|w|^2` per sample (``weight_decay``; :math:`= \tfrac\lambda2
+Q^2`, the plain analogue of the gamma decay), so a step of ``M`` samples multiplies
+:math:`w` by :math:`1 - \eta M\lambda/N` before adding the data term.
+A step on a batch of ``M`` samples descends the **sum** of the per-sample losses: the
+weights move by :math:`-\eta\,\nabla_w\sum_m \ell_m`,
 the scalars :math:`\gamma, \beta` by :math:`-(\eta/N)\,\partial\sum_m\ell_m` (the rate that puts
 every order parameter on the time scale :math:`t = \text{samples}/N` of eq. 6). With
 ``M = 1`` this is exactly Luo et al. eq. (5); a torch user's mean-over-batch rate is
@@ -234,7 +238,8 @@ def reduced_scratch_size(M: int) -> int:
 # ------------------------------------------------------------------------------ steps
 # cfg (int64):  [student, teacher, normalized, center_batch, scale_batch, ghost, learn_beta,
 #                freeze_L]
-# prm (float64): [lr, zeta, noise_std, L_frozen]
+# prm (float64): [lr, zeta, noise_std, L_frozen(, weight_decay)]: the plain student's L2
+#                decay, absent = 0
 # sc (float64):  [gamma, beta, |w|^2 / N, w.w* / N, running mean, running variance]
 CFG_FIELDS = ("student", "teacher", "normalized", "center_batch", "scale_batch", "ghost",
               "learn_beta", "freeze_L")
@@ -243,9 +248,13 @@ SC_FIELDS = ("gamma", "beta", "q2", "c", "running_mean", "running_var")
 
 @njit(cache=True)
 def _grads(cfg, prm, h, y, dh, stats, sc, inv_n):
-    """Dispatch to the plain or normalized backward pass; returns (c_w, g_gamma, g_beta)."""
+    """Dispatch to the plain or normalized backward pass; returns (c_w, g_gamma, g_beta).
+
+    The plain student's L2 decay ``prm[4]`` (absent: 0) adds ``M lambda / N`` to ``c_w``.
+    """
     if cfg[2] == 0:
-        return plain_grads(h, y, cfg[0], dh), 0.0, 0.0
+        wd = prm[4] if prm.shape[0] > 4 else 0.0
+        return plain_grads(h, y, cfg[0], dh) + h.shape[0] * wd * inv_n, 0.0, 0.0
     return normalized_grads(h, y, sc[0], sc[1], math.sqrt(sc[2]), cfg[3] != 0, cfg[4] != 0,
                             cfg[5], cfg[0], prm[1], inv_n, dh, stats)
 

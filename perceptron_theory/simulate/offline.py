@@ -53,6 +53,7 @@ from perceptron_theory.simulate.online import (
     SeedStats,
     _diverged,
     check_sim_work,
+    check_weight_decay,
     method_config,
     run_in_batches,
     seed_array,
@@ -256,11 +257,13 @@ class OfflineResult(SeedStats):
     diverged: np.ndarray
     epoch_diverged: np.ndarray
     seeds: np.ndarray
+    weight_decay: float = 0.0
 
 
 def run(method: str, activation: str, *, N: int, alpha: float, epochs: int, lr: float,
         zeta: float = 0.0, batch_size: int = 1, teacher: str = "linear", noise: float = 0.0,
-        lr_final: float | None = None, n_points: int = 6, seeds=1, seed: int = 0,
+        weight_decay: float = 0.0, lr_final: float | None = None, n_points: int = 6, seeds=1,
+        seed: int = 0,
         R_init: float = _vocab.INITIAL_CONDITIONS["R_init"],
         L_init: float = _vocab.INITIAL_CONDITIONS["L_init"],
         gamma_init: float = _vocab.INITIAL_CONDITIONS["gamma_init"],
@@ -268,8 +271,10 @@ def run(method: str, activation: str, *, N: int, alpha: float, epochs: int, lr: 
         dtype: str = "float64") -> OfflineResult:
     """Train on a fixed set of ``P = round(alpha N)`` samples, ``seeds`` runs in parallel.
 
-    Parameters as :func:`.online.run`, plus ``alpha`` (> 0, with ``batch_size <= P``),
-    ``epochs`` (>= 1), ``lr_final`` (rate at the last step; default ``lr``: constant) and
+    Parameters as :func:`.online.run` (``weight_decay``: the plain student's per-sample
+    :math:`\\tfrac{\\lambda}{2N}|w|^2`, ``"sgd"`` only), plus ``alpha`` (> 0, with
+    ``batch_size <= P``), ``epochs`` (>= 1), ``lr_final`` (rate at the last step; default
+    ``lr``: constant) and
     ``n_points`` (records at that many epochs spread over ``0..epochs``). Each seed draws its
     own teacher, training set and initial student. ``progress``: a bar over seed chunks
     (default: when stderr is a terminal). ``dtype``: storage of the training set,
@@ -298,6 +303,7 @@ def run(method: str, activation: str, *, N: int, alpha: float, epochs: int, lr: 
     if M > P:
         raise ValueError(f"batch_size must be <= P = round(alpha N) = {P}, got {M}")
     noise = check_real("noise", noise, 0.0)
+    weight_decay = check_weight_decay(method, weight_decay)
     R_init = check_real("R_init", R_init, -1.0, 1.0)
     L_init = check_real("L_init", L_init, 0.0, lo_open=True)
     gamma_init = check_real("gamma_init", gamma_init)
@@ -314,7 +320,7 @@ def run(method: str, activation: str, *, N: int, alpha: float, epochs: int, lr: 
     rec = np.concatenate([[0], rec])
     n_steps = epochs * (P // M)
     lr_decay = (lr_final / lr) ** (1.0 / max(n_steps - 1, 1))
-    prm = np.array([lr, zeta, math.sqrt(noise), L_init])
+    prm = np.array([lr, zeta, math.sqrt(noise), L_init, weight_decay])
     init = np.array([R_init, L_init, gamma_init])
     out = np.empty((seeds.size, rec.size, 6))
     loss = np.empty((seeds.size, rec.size))
@@ -328,7 +334,7 @@ def run(method: str, activation: str, *, N: int, alpha: float, epochs: int, lr: 
     ep_div = np.where(diverged, div / max(P // M, 1), np.nan)
     return OfflineResult(method, activation, teacher, N, P, P / N, M, lr, lr_final, zeta,
                          noise, rec.astype(float), gamma, beta, R, L, Q, eps, loss, diverged,
-                         ep_div, seeds)
+                         ep_div, seeds, weight_decay)
 
 
 # ------------------------------------------------------ BN beside its WN + decay control

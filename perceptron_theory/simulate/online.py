@@ -82,6 +82,16 @@ ENGINES = _vocab.ENGINES
 FIELDS = ("gamma", "beta", "q2", "c", "running_mean", "running_var")
 
 
+def check_weight_decay(method: str, weight_decay: float) -> float:
+    """The plain student's L2 decay, checked: >= 0, finite, and only for ``"sgd"``."""
+    weight_decay = check_real("weight_decay", weight_decay, 0.0)
+    if weight_decay != 0.0 and METHODS[method].normalized:
+        raise ValueError(f"weight_decay must be 0 for method {method!r} (an L2 decay on w is "
+                         f"the plain student's, 'sgd'; normalized students decay gamma: "
+                         f"zeta), got {weight_decay!r}")
+    return weight_decay
+
+
 def method_config(method: str, activation: str, teacher: str, batch_size: int, zeta: float,
                   ghost_size: int | None, freeze_L: bool) -> np.ndarray:
     """Validated integer configuration (``kernels.CFG_FIELDS``) for one method."""
@@ -289,6 +299,7 @@ class OnlineResult(SeedStats):
     diverged: np.ndarray  # shape=(K,), bool
     t_diverged: np.ndarray  # shape=(K,), NaN where not diverged
     seeds: np.ndarray
+    weight_decay: float = 0.0
 
 
 
@@ -354,7 +365,7 @@ def student_readout(method: str, activation: str, teacher: str, out: np.ndarray)
 
 def run(method: str, activation: str, *, N: int, lr: float, t_max: float, zeta: float = 0.0,
         batch_size: int = 1, teacher: str | None = None, noise: float = 0.0,
-        n_points: int = 51, times=None, seeds=1, seed: int = 0,
+        weight_decay: float = 0.0, n_points: int = 51, times=None, seeds=1, seed: int = 0,
         R_init: float = _vocab.INITIAL_CONDITIONS["R_init"],
         L_init: float = _vocab.INITIAL_CONDITIONS["L_init"],
         gamma_init: float = _vocab.INITIAL_CONDITIONS["gamma_init"],
@@ -383,6 +394,11 @@ def run(method: str, activation: str, *, N: int, lr: float, t_max: float, zeta: 
         Teacher activation (default: the student's).
     noise : float
         Label-noise variance S >= 0.
+    weight_decay : float
+        L2 decay lambda >= 0 of the plain student (``"sgd"`` only): per sample
+        :math:`\\tfrac{\\lambda}{2N}|w|^2`, so every step multiplies ``w`` by
+        ``1 - lr batch_size lambda / N`` (the convention of
+        :func:`perceptron_theory.theory.dynamics.integrate`: ``-lr lambda Q`` in dQ/dt).
     n_points, times
         Record at ``n_points`` equally spaced times in [0, t_max] or at the given ``times``.
     seeds : int or sequence of int
@@ -415,6 +431,7 @@ def run(method: str, activation: str, *, N: int, lr: float, t_max: float, zeta: 
     zeta = check_real("zeta", zeta, 0.0)
     M = check_int("batch_size", batch_size, 1)
     noise = check_real("noise", noise, 0.0)
+    weight_decay = check_weight_decay(method, weight_decay)
     R_init = check_real("R_init", R_init, -1.0, 1.0)
     L_init = check_real("L_init", L_init, 0.0, lo_open=True)
     gamma_init = check_real("gamma_init", gamma_init)
@@ -441,7 +458,7 @@ def run(method: str, activation: str, *, N: int, lr: float, t_max: float, zeta: 
     seeds = seed_array(seeds, seed)
     rec = np.round(times * N / M).astype(np.int64)
     t = rec * M / N
-    prm = np.array([lr, zeta, math.sqrt(noise), L_init])
+    prm = np.array([lr, zeta, math.sqrt(noise), L_init, weight_decay])
     init = np.array([R_init, L_init, gamma_init])
     out = np.empty((seeds.size, rec.size, 6))
     div = np.empty(seeds.size, np.int64)
@@ -452,5 +469,6 @@ def run(method: str, activation: str, *, N: int, lr: float, t_max: float, zeta: 
     diverged = div >= 0
     t_div = np.where(diverged, div * M / N, np.nan)
     return OnlineResult(method, activation, teacher, engine, N, M, lr, zeta, noise, t, gamma,
-                        beta, R, L, Q, eps, diverged, t_div, seeds)
+                        beta, R, L, Q, eps, diverged, t_div, seeds,
+                        weight_decay)
 

@@ -37,6 +37,35 @@ Per sample :math:`\ell = \tfrac12 (g(t) - g(s))^2 + \tfrac{\zeta}{2}\gamma^2`, t
       \frac{dQ}{dt} = \frac{2\eta I_1 + \eta^2 I_2}{2Q}, \qquad
       \frac{dR}{dt} = \frac{\eta I_3}{Q} - R\,\frac{2\eta I_1 + \eta^2 I_2}{2Q^2}.
 
+Peer options: label noise, L2 decay, another teacher
+----------------------------------------------------
+As the public teacher-student codes (Goldt's pyscm; Saad & Solla 1995; Biehl &
+Schwarze 1995) offer them:
+
+* ``teacher`` -- the teacher's activation :math:`g^*` may differ from the student's
+  (every pair of linear, ReLU, erf; closed forms in :mod:`.integrals`, *Mixed pairs*):
+  :math:`I_{1,2,3}` and :math:`\epsilon` take :math:`g^*(t)` in place of :math:`g(t)`.
+* ``noise`` -- labels :math:`y = g^*(t) + \sqrt S\,\xi`, :math:`\xi \sim N(0, 1)`: the
+  noise averages out of the :math:`O(\eta)` terms and adds :math:`S\,K`,
+  :math:`K = E[g'(s)^2]` (:func:`.integrals.noise_factor`), to :math:`I_2` -- for every
+  method, since :math:`I_2 = E[\delta^2]` is the only place :math:`\delta^2` enters.
+  ``eps`` stays the noise-free generalization error (the test loss is ``eps + S``).
+* ``weight_decay`` (``"sgd"`` only) -- per-sample loss
+  :math:`\tfrac12 (y - g(s))^2 + \tfrac{\lambda}{2N}|w|^2` (:math:`= \ldots +
+  \tfrac\lambda2 Q^2`, the plain student's analogue of the gamma decay), so
+  :math:`w' = (1 - \eta\lambda/N)\,w + \eta\,\delta\,x`, the convention of
+  :func:`perceptron_theory.simulate.online.run`. Then
+  :math:`\Delta Q^2 = (2\eta\delta s + \eta^2\delta^2 - 2\eta\lambda Q^2)/N + O(N^{-2})`
+  and :math:`\Delta(w\cdot w^*/N) = (\eta\delta t - \eta\lambda QR)/N`, so
+
+  .. math::
+
+      \frac{dQ}{dt} = \frac{2\eta I_1 + \eta^2 (I_2 + S K)}{2Q} - \eta\lambda Q, \qquad
+      \frac{dR}{dt} = \frac{\eta I_3}{Q} - R\,\frac{2\eta I_1 + \eta^2 (I_2 + S K)}{2Q^2}
+
+  (the decay rescales :math:`w` and cancels from :math:`dR/dt`). At the defaults
+  (``teacher=None``, ``noise=0``, ``weight_decay=0``) every expression is the one above.
+
 Fixed points and learning-rate limits (L-T1)
 --------------------------------------------
 In the small-:math:`\eta` limit (Luo et al. Prop. 1) the normalized student has the
@@ -79,6 +108,16 @@ never loses stability, so BN has no sharp maximum rate in the exact limit: its
 Plain SGD: the fixed point is :math:`(Q, R) = (1, 1)` for every :math:`\eta`, and its
 :math:`2\times2` Jacobian gives the exact :math:`\eta_{\max}^{sgd}`; Luo et al. (after
 Yoshida et al. 2017) use the WN expression with :math:`L = 1`.
+With label noise, L2 decay or another teacher the fixed point leaves :math:`(1, 1)`:
+:math:`(Q_0, 1)` at small :math:`\eta` with :math:`I_1(Q_0, 1) = \lambda Q_0^2`, then
+:math:`R^* < 1` (:func:`sgd_branch`, numerical continuation), the plain student's version
+of BN's imperfect bifurcation; :func:`lr_limits` gives the first-order
+:math:`\eta_{\max}` there and the rate where the followed fixed point loses stability.
+Often (noise) it runs off to large :math:`Q` before any eigenvalue crosses 0 -- for the
+linear student :math:`dQ^2/dt \ge 4 S > 0` at :math:`\eta = 2` -- and the exact value
+is then reported as not converged (NaN), not guessed. The normalized students'
+fixed points and limits with noise or another teacher are not implemented
+(ValueError); their ODEs are.
 """
 
 from __future__ import annotations
@@ -111,6 +150,8 @@ __all__ = [
     "lr_limits",
     "Branch",
     "quasi_static_branch",
+    "SGDBranch",
+    "sgd_branch",
 ]
 
 #: The models of this module (:func:`perceptron_theory.vocabulary.methods`).
@@ -140,11 +181,12 @@ def _symbols():
     """The ODE's sympy symbols ``(gamma, R, L, eta, zeta)``, the integrals as undefined
     functions, and placeholders for their values and partial derivatives (built on first
     use: a warm process evaluates the cached right-hand side without sympy)."""
-    g, R, L, eta, zeta = sp.symbols("gamma R L eta zeta", real=True)
-    Isym = {k: sp.Function(k) for k in ("I1", "I2", "I3")}
-    vals = {k: sp.Symbol(f"v_{k}") for k in ("I1", "I2", "I3")}
-    dvals = {(k, w): sp.Symbol(f"v_{k}_{w}") for k in ("I1", "I2", "I3") for w in ("Q", "R")}
-    return (g, R, L, eta, zeta), Isym, vals, dvals
+    g, R, L, eta, zeta, lam, S = sp.symbols("gamma R L eta zeta lam S", real=True)
+    names = ("I1", "I2", "I3", "K")  # K = E[g'(s)^2], the noise factor of I2
+    Isym = {k: sp.Function(k) for k in names}
+    vals = {k: sp.Symbol(f"v_{k}") for k in names}
+    dvals = {(k, w): sp.Symbol(f"v_{k}_{w}") for k in names for w in ("Q", "R")}
+    return (g, R, L, eta, zeta, lam, S), Isym, vals, dvals
 
 
 def _check_method(method: str, zeta: float) -> tuple[str, float]:
@@ -168,11 +210,13 @@ def symbolic_system(method: str) -> tuple[tuple[sp.Symbol, ...], sp.Matrix, sp.M
 
 @functools.cache
 def _symbolic_system(method: str) -> tuple[tuple[sp.Symbol, ...], sp.Matrix, sp.Matrix]:
-    (_g, _R, _L, _eta, _zeta), _Isym, _, _ = _symbols()
-    I1, I2, I3 = (_Isym[k](_g, _R) for k in ("I1", "I2", "I3"))
+    (_g, _R, _L, _eta, _zeta, _lam, _S), _Isym, _, _ = _symbols()
+    I1, I3, K = (_Isym[k](_g, _R) for k in ("I1", "I3", "K"))
+    I2 = _Isym["I2"](_g, _R) + _S * K  # label noise adds S E[g'(s)^2]
     if method == "sgd":
         state = (_g, _R)  # gamma plays Q
-        dq = (2 * _eta * I1 + _eta**2 * I2) / (2 * _g)
+        # the L2 decay lam/(2N)|w|^2 shrinks w: -eta lam Q in dQ/dt, nothing in dR/dt
+        dq = (2 * _eta * I1 + _eta**2 * I2) / (2 * _g) - _eta * _lam * _g
         dr = _eta * I3 / _g - _R * (2 * _eta * I1 + _eta**2 * I2) / (2 * _g**2)
         f = sp.Matrix([dq, dr])
     else:
@@ -211,19 +255,47 @@ def _compiled_system(method: str):
                  for w in ("f", "J"))
 
 
-def _integral_args(activation: str, gamma: float, R: float, with_derivatives: bool):
+def _integral_args(activation: str, gamma: float, R: float, with_derivatives: bool,
+                   teacher: str | None = None):
+    """Values (and partial derivatives) of I1, I2, I3 and K = E[g'(s)^2] at (gamma, R),
+    in the order of :func:`_args`."""
     R = min(max(R, -1.0), 1.0)
-    vals = list(_int.scalar_kernel(activation, with_derivatives)(gamma, R))
-    return vals if with_derivatives else vals + [0.0] * 6
+    vals = list(_int.scalar_kernel(activation, with_derivatives, teacher)(gamma, R))
+    k = float(_int._noise_factor(activation, gamma))
+    if not with_derivatives:
+        return vals + [k] + [0.0] * 8
+    dk = float(_int._noise_factor(activation, gamma, derivative=True))
+    return vals[:3] + [k] + vals[3:] + [dk, 0.0]
 
 
-def rhs(method: str, activation: str, lr: float, zeta: float = 0.0):
+#: Largest label-noise variance S accepted (the teacher's output has variance <= 1).
+NOISE_MAX = 1e6
+
+
+def _check_extras(method: str, activation: str, teacher, noise, weight_decay):
+    """``(teacher, noise, weight_decay)`` checked: the peer-parity options."""
+    teacher = _int._check_teacher(activation, teacher)
+    noise = check_real("noise", noise, lo=0.0, hi=NOISE_MAX)
+    weight_decay = check_real("weight_decay", weight_decay, lo=0.0, hi=ZETA_MAX)
+    if method != "sgd" and weight_decay != 0.0:
+        raise ValueError(f"weight_decay must be 0 for method {method!r} (an L2 decay on w is "
+                         f"the plain student's; the normalized students decay gamma: zeta), "
+                         f"got {weight_decay!r}")
+    return teacher, noise, weight_decay
+
+
+def rhs(method: str, activation: str, lr: float, zeta: float = 0.0, *,
+        teacher: str | None = None, noise: float = 0.0, weight_decay: float = 0.0):
     """Return ``f(t, y)`` for :func:`scipy.integrate.solve_ivp`.
 
     ``y = (gamma, R, L)`` for ``"wn-decay"``/``"wn"``, ``y = (Q, R)`` for ``"sgd"``.
+    ``teacher``, ``noise`` (S), ``weight_decay`` (lambda, ``"sgd"`` only): module
+    docstring, *Peer options*.
     """
     method, zeta = _check_method(method, zeta)
     check_choice("activation", activation, _int.ACTIVATIONS)
+    teacher, noise, weight_decay = _check_extras(method, activation, teacher, noise,
+                                                 weight_decay)
     lr = check_real("lr", lr, lo=0.0, lo_open=True)
     f_num, _ = _compiled_system(method)
 
@@ -231,22 +303,27 @@ def rhs(method: str, activation: str, lr: float, zeta: float = 0.0):
         g = max(float(y[0]), 1e-12)
         R = min(max(float(y[1]), -1.0), 1.0)
         L = float(y[2]) if len(y) > 2 else 1.0
-        args = _integral_args(activation, g, R, with_derivatives=False)
-        return np.asarray(f_num(g, R, L, lr, zeta, *args), dtype=float).ravel()
+        args = _integral_args(activation, g, R, False, teacher)
+        return np.asarray(f_num(g, R, L, lr, zeta, weight_decay, noise, *args),
+                          dtype=float).ravel()
 
     return f
 
 
-def jacobian(method: str, activation: str, lr: float, zeta: float, point) -> np.ndarray:
+def jacobian(method: str, activation: str, lr: float, zeta: float, point, *,
+             teacher: str | None = None, noise: float = 0.0,
+             weight_decay: float = 0.0) -> np.ndarray:
     """Jacobian of :func:`rhs` at ``point`` (``(gamma, R, L)`` or ``(Q, R)``), from sympy."""
     method, zeta = _check_method(method, zeta)
+    teacher, noise, weight_decay = _check_extras(method, activation, teacher, noise,
+                                                 weight_decay)
     lr = check_real("lr", lr, lo=0.0, lo_open=True)
     g = check_real("gamma", point[0], lo=0.0, lo_open=True)
     R = check_real("R", point[1], lo=-1.0, hi=1.0)
     L = check_real("L", point[2], lo=0.0, lo_open=True) if len(point) > 2 else 1.0
     _, J_num = _compiled_system(method)
-    args = _integral_args(activation, g, R, with_derivatives=True)
-    return np.asarray(J_num(g, R, L, lr, zeta, *args), dtype=float)
+    args = _integral_args(activation, g, R, True, teacher)
+    return np.asarray(J_num(g, R, L, lr, zeta, weight_decay, noise, *args), dtype=float)
 
 
 # ---------------------------------------------------------------------- trajectories
@@ -272,9 +349,13 @@ class Trajectory(PlainDict):
     t_diverged: float | None
     status: int
     message: str
+    teacher: str | None = None
+    noise: float = 0.0
+    weight_decay: float = 0.0
 
 
 def integrate(method: str, activation: str, *, lr: float, zeta: float = 0.0,
+              teacher: str | None = None, noise: float = 0.0, weight_decay: float = 0.0,
               gamma_init: float | None = None,
               R_init: float = _vocab.INITIAL_CONDITIONS["R_init"],
               L_init: float = _vocab.INITIAL_CONDITIONS["L_init"],
@@ -288,11 +369,19 @@ def integrate(method: str, activation: str, *, lr: float, zeta: float = 0.0,
         Student and update rule (module docstring; ``"bn"``: deprecated name of
         ``"wn-decay"``).
     activation : {"linear", "relu", "erf"}
-        Shared by teacher and student.
+        The student's activation (and the teacher's unless ``teacher`` is given).
     lr : float
         Learning rate :math:`\\eta > 0`.
     zeta : float
         Gamma decay (``"wn-decay"`` only).
+    teacher : {"linear", "relu", "erf"}, optional
+        The teacher's activation :math:`g^*` (default: the student's); any pair.
+    noise : float
+        Label-noise variance :math:`S \\ge 0` (:math:`y = g^*(t) + \\sqrt S\\,\\xi`);
+        ``eps`` stays the noise-free generalization error (add ``S`` for the test loss).
+    weight_decay : float
+        L2 decay :math:`\\lambda \\ge 0` of the plain student (``"sgd"`` only), per sample
+        :math:`\\tfrac{\\lambda}{2N}|w|^2` (module docstring).
     gamma_init, R_init, L_init : float
         Initial condition, by default :data:`perceptron_theory.vocabulary.INITIAL_CONDITIONS`
         (gamma = 1, R = 0, L = 1), the same as :func:`perceptron_theory.simulate.online.run`.
@@ -314,6 +403,8 @@ def integrate(method: str, activation: str, *, lr: float, zeta: float = 0.0,
     """
     method, zeta = _check_method(method, zeta)
     check_choice("activation", activation, _int.ACTIVATIONS)
+    teacher, noise, weight_decay = _check_extras(method, activation, teacher, noise,
+                                                 weight_decay)
     lr = check_real("lr", lr, lo=0.0, hi=LR_MAX, lo_open=True)
     blowup = check_real("blowup", blowup, lo=0.0, lo_open=True)
     r0 = check_real("R_init", R_init, lo=-1.0, hi=1.0)
@@ -329,7 +420,8 @@ def integrate(method: str, activation: str, *, lr: float, zeta: float = 0.0,
     n_points = check_int("n_points", n_points, lo=2, hi=MAX_POINTS)
     rtol = check_real("rtol", rtol, lo=0.0, hi=1.0, lo_open=True)
     atol = check_real("atol", atol, lo=0.0, lo_open=True)
-    f_counted = rhs(method, activation, lr, zeta)
+    f_counted = rhs(method, activation, lr, zeta, teacher=teacher, noise=noise,
+                    weight_decay=weight_decay)
     n_eval = [0]
 
     def f_full(t, y):
@@ -373,14 +465,14 @@ def integrate(method: str, activation: str, *, lr: float, zeta: float = 0.0,
     ok = finite & (g > 0)
     eps = np.full(g.shape, np.nan)
     if np.any(ok):
-        eps[ok] = _int.eps_gen(activation, g[ok], R[ok])
+        eps[ok] = _int.eps_gen(activation, g[ok], R[ok], teacher=teacher)
     status, message = int(sol.status), str(sol.message)
     if not diverged and not np.all(ok):
         status = -1
         message = (f"{'Q' if method == 'sgd' else 'gamma'} left (0, inf) at "
                    f"t={float(sol.t[np.argmin(ok)]):.4g}: eps is undefined from there")
     return Trajectory(method, activation, lr, zeta, sol.t, g, R, L, eps, diverged, t_div,
-                      status, message)
+                      status, message, teacher, noise, weight_decay)
 
 
 class _TooStiff(Exception):
@@ -414,27 +506,113 @@ class FixedPoint:
     source: str
     converged: bool
     residual: float
+    teacher: str | None = None
+    noise: float = 0.0
+    weight_decay: float = 0.0
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
-def _gamma0_root(activation: str, zeta: float) -> float:
+def _gamma0_root(activation: str, zeta: float, teacher: str | None = None) -> float:
     """Root of :math:`I_1(\\gamma, 1) = \\zeta\\gamma^2` (the small-lr fixed point)."""
 
     def h(g):
-        return _int.I1(activation, g, 1.0).item() / g - zeta * g
+        return _int.evaluate("I1", activation, g, 1.0, teacher=teacher).item() / g - zeta * g
 
     from scipy import optimize as _optimize  # ~0.4 s: only where a root is needed
 
     hi = 1.0
     while h(hi) > 0:
         hi *= 2.0
+        if hi > L_RANGE[1]:
+            raise ValueError(f"no small-lr fixed point: I1(Q, 1)/Q - {zeta:g} Q stays positive "
+                             f"up to Q = {L_RANGE[1]:g} ({activation} student)")
     return float(_optimize.brentq(h, 1e-9, hi, xtol=1e-15))
 
 
+def _has_extras(activation: str, teacher: str, noise: float, weight_decay: float) -> bool:
+    return teacher != activation or noise != 0.0 or weight_decay != 0.0
+
+
+@dataclass(frozen=True)
+class SGDBranch(PlainDict):
+    """Fixed points of plain SGD with label noise, L2 decay or another teacher, along a
+    grid of learning rates ``lr`` (continuation from the small-lr point ``(Q0, 1)``).
+
+    ``max_real_eig``: largest real part of the ``(Q, R)`` Jacobian's eigenvalues there
+    (NaN where the root did not converge: past a fold, or R hit +-1).
+    """
+
+    activation: str
+    teacher: str
+    noise: float
+    weight_decay: float
+    Q0: float
+    lr: np.ndarray
+    Q: np.ndarray
+    R: np.ndarray
+    max_real_eig: np.ndarray
+    converged: np.ndarray
+
+
+def sgd_branch(activation: str, lr, *, teacher: str | None = None, noise: float = 0.0,
+               weight_decay: float = 0.0) -> SGDBranch:
+    r"""Follow the fixed point of the plain student (``"sgd"``) in the learning rate.
+
+    Label noise, an L2 decay or a teacher other than the student moves the fixed point
+    off :math:`(Q, R) = (1, 1)`: at small :math:`\eta` it is :math:`(Q_0, 1)` with
+    :math:`I_1(Q_0, 1) = \lambda Q_0^2` (as gamma decay for the normalized student), and
+    at :math:`R = 1` the drift :math:`dR/dt = -\eta^2 I_2(Q, 1)/(2Q^2) < 0` pushes
+    :math:`R^*` below 1 once :math:`I_2(Q_0, 1) > 0` (noise: :math:`S K(Q_0)`; decay:
+    :math:`Q_0 \ne 1`; another teacher: the residual of the best student). Roots of the
+    right-hand side in :math:`(Q, \phi)`, :math:`R = \cos\phi`, by
+    :func:`scipy.optimize.root` from the previous grid point (step halved on failure).
+    """
+    check_choice("activation", activation, _int.ACTIVATIONS)
+    teacher, noise, weight_decay = _check_extras("sgd", activation, teacher, noise,
+                                                 weight_decay)
+    grid = check_array("lr", lr, lo=0.0, hi=LR_MAX, lo_open=True, min_size=1)
+    if np.any(np.diff(grid) <= 0):
+        raise ValueError("lr must be strictly increasing")
+    q0 = _gamma0_root(activation, weight_decay, teacher)
+    kw = dict(teacher=teacher, noise=noise, weight_decay=weight_decay)
+
+    def solve(eta, start):
+        f = rhs("sgd", activation, eta, **kw)
+
+        def F(p):
+            out = f(0.0, [p[0], np.cos(p[1])])
+            return [out[0] / eta, out[1] / eta]
+
+        sol = _optimize.root(F, start, method="hybr", options={"xtol": 1e-13})
+        ok = bool(sol.x[0] > 0 and np.max(np.abs(F(sol.x))) < 1e-9)
+        return np.array([sol.x[0], abs(sol.x[1])]), ok
+
+    x, prev = np.array([q0, 1e-2]), float(grid[0]) / 2
+    rows = []
+    for eta in grid:
+        target, step, ok = float(eta), float(eta) - prev, False
+        for _ in range(12):
+            y, ok = solve(min(prev + step, target), x)
+            if ok:
+                x, prev = y, min(prev + step, target)
+                if prev >= target:
+                    break
+            else:
+                step /= 2.0
+        ok = ok and prev >= target
+        m = (_max_real_eig(jacobian("sgd", activation, target, 0.0, (x[0], np.cos(x[1])),
+                                    **kw)) if ok else np.nan)
+        rows.append((x[0], np.cos(x[1]), m, ok))
+    Q, R, m, ok = (np.array(c) for c in zip(*rows, strict=True))
+    return SGDBranch(activation, teacher, noise, weight_decay, q0, grid, Q, R, m,
+                     ok.astype(bool))
+
+
 def fixed_point(method: str, activation: str, zeta: float = 0.0, *, lr: float | None = None,
-                L: float = 1.0) -> FixedPoint:
+                L: float = 1.0, teacher: str | None = None, noise: float = 0.0,
+                weight_decay: float = 0.0) -> FixedPoint:
     """Fixed point of the dynamics.
 
     With ``lr=None``: the small-learning-rate fixed point of Luo et al. Prop. 1,
@@ -443,12 +621,40 @@ def fixed_point(method: str, activation: str, zeta: float = 0.0, *, lr: float | 
     :math:`(\\gamma, R)` at fixed ``L`` with the :math:`\\eta^2` terms kept, followed from
     small rates by continuation (:func:`quasi_static_branch`, roots in
     :math:`R = \\cos\\phi`). ``"sgd"``: :math:`(1, 1)` exactly.
+
+    ``"sgd"`` with ``noise``, ``weight_decay`` or another ``teacher``: with ``lr=None``
+    :math:`(Q_0, 1)`, :math:`I_1(Q_0, 1) = \\lambda Q_0^2`; with ``lr`` the root followed by
+    continuation (:func:`sgd_branch`), :math:`R^* < 1`. The normalized students'
+    fixed points with noise or another teacher are not implemented (ValueError).
     """
     method, zeta = _check_method(method, zeta)
     check_choice("activation", activation, _int.ACTIVATIONS)
+    teacher, noise, weight_decay = _check_extras(method, activation, teacher, noise,
+                                                 weight_decay)
     L = check_real("L", L, *L_RANGE)
     if lr is not None:
         lr = check_real("lr", lr, lo=0.0, hi=LR_MAX, lo_open=True)
+    extras = _has_extras(activation, teacher, noise, weight_decay)
+    if method != "sgd" and extras:
+        raise ValueError(f"fixed_point of {method!r} with label noise or a teacher other than "
+                         f"the student is not implemented (only 'sgd'); got teacher="
+                         f"{teacher!r}, noise={noise!r}")
+    if method == "sgd" and extras:
+        tag = (teacher, noise, weight_decay)
+        if lr is None:
+            q0 = _gamma0_root(activation, weight_decay, teacher)
+            res = abs(_int.evaluate("I1", activation, q0, 1.0, teacher=teacher).item() / q0
+                      - weight_decay * q0)
+            return FixedPoint(method, activation, zeta, None, q0, 1.0, q0, "root", True, res,
+                              *tag)
+        br = sgd_branch(activation, np.linspace(lr / 20, lr, 20), teacher=teacher,
+                        noise=noise, weight_decay=weight_decay)
+        q, R = float(br.Q[-1]), float(br.R[-1])
+        out = rhs(method, activation, lr, teacher=teacher, noise=noise,
+                  weight_decay=weight_decay)(0.0, [q, R])
+        resid = float(np.max(np.abs(out)) / lr)
+        ok = bool(br.converged[-1] and resid < 1e-9)
+        return FixedPoint(method, activation, zeta, lr, q, R, q, "root", ok, resid, *tag)
     if method == "sgd":
         return FixedPoint(method, activation, zeta, lr, 1.0, 1.0, 1.0, "exact", True, 0.0)
     closed = gamma0_closed_form(activation, zeta)
@@ -517,6 +723,9 @@ class LRLimits:
     lambda_gamma_per_lr: float | None
     eta_eff_formula: str
     exact_status: str = "not computed"
+    teacher: str | None = None
+    noise: float = 0.0
+    weight_decay: float = 0.0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -641,8 +850,57 @@ def _eta_max_exact(method: str, activation: str, zeta: float, g0: float, L0: flo
     return float(_optimize.brentq(m, 1e-6, hi, xtol=1e-13)) * scale
 
 
+def _sgd_lr_limits(activation: str, teacher: str, noise: float, weight_decay: float,
+                   exact: bool) -> LRLimits:
+    r""":func:`lr_limits` of plain SGD with label noise, L2 decay or another teacher.
+
+    First order (Prop. 2's form, at the small-lr fixed point :math:`(Q_0, 1)`,
+    :math:`I_1 = \lambda Q_0^2`): :math:`\partial_R\dot R = \eta\,n - \eta^2 d` with
+    :math:`n = \partial_R I_3/Q_0 - \partial_R I_1/Q_0^2 - \lambda` and
+    :math:`d = (I_2 + S K + \partial_R I_2)/(2Q_0^2)`, so
+    :math:`\eta_{\max} = n/d` (at the defaults :math:`Q_0 = 1`, :math:`I_2 = 0`: the
+    plain-SGD formula). Exact: the fixed point followed by :func:`sgd_branch` on 200
+    rates up to :math:`10\,\eta_{\max}`; ``eta_max_exact`` is where its largest
+    eigenvalue crosses 0 (linear interpolation between grid points), ``inf`` if it never
+    does on that range, NaN (``"not converged"``) if the branch is lost first.
+    """
+    kw = dict(teacher=None if teacher == activation else teacher)
+    q0 = _gamma0_root(activation, weight_decay, kw["teacher"])
+
+    def ev(q, derivative=None):
+        return _int.evaluate(q, activation, q0, 1.0, derivative=derivative, **kw).item()
+
+    n = ev("I3", "R") / q0 - ev("I1", "R") / q0**2 - weight_decay
+    k = float(_int._noise_factor(activation, q0))
+    d = (ev("I2") + noise * k + ev("I2", "R")) / (2 * q0**2)
+    # lambda_R = eta n - eta^2 d < 0 at small eta needs n < 0; it turns positive at n / d
+    # if d < 0 and never (in this approximation) if d >= 0
+    eta_max = 0.0 if n >= 0 else (n / d if d < 0 else float("inf"))
+    ex, r_star = float("nan"), float("nan")
+    extra = dict(teacher=teacher, noise=noise, weight_decay=weight_decay)
+    if exact:
+        scale = (eta_max if 0 < eta_max < np.inf
+                 else lr_limits("sgd", activation, exact=False).eta_max)
+        grid = np.linspace(scale / 50, 10 * scale, 200)
+        br = sgd_branch(activation, grid, **extra)
+        if 0 < eta_max < np.inf:
+            r_at = sgd_branch(activation, np.linspace(eta_max / 40, eta_max, 40), **extra)
+            r_star = float(r_at.R[-1]) if r_at.converged[-1] else float("nan")
+        m = np.where(br.converged, br.max_real_eig, np.nan)
+        bad = np.flatnonzero(~(m < 0))  # unstable or not converged
+        if bad.size == 0:
+            ex = float("inf")
+        elif bad[0] > 0 and np.isfinite(m[bad[0]]):
+            i = bad[0]
+            ex = float(grid[i - 1] + (grid[i] - grid[i - 1]) * (-m[i - 1]) / (m[i] - m[i - 1]))
+    return LRLimits("sgd", activation, 0.0, 1.0, q0, 1.0, float(eta_max), 1.0,
+                    float(eta_max), ex, r_star, None, None, "eta", _exact_status(ex, exact),
+                    **extra)
+
+
 def lr_limits(method: str, activation: str, zeta: float = 0.0, L0: float = 1.0,
-              exact: bool = True) -> LRLimits:
+              exact: bool = True, *, teacher: str | None = None, noise: float = 0.0,
+              weight_decay: float = 0.0) -> LRLimits:
     """Fixed point, :math:`\\eta_{\\max}`, :math:`\\eta_{\\rm eff}` (Luo et al. Table 1, derived).
 
     Parameters
@@ -658,10 +916,22 @@ def lr_limits(method: str, activation: str, zeta: float = 0.0, L0: float = 1.0,
         point is neutral in ``L``).
     exact : bool
         Also compute ``eta_max_exact`` and ``R_star_at_eta_max`` (slower).
+    teacher, noise, weight_decay
+        Plain SGD (``"sgd"``) only: another teacher activation, label-noise variance S,
+        L2 decay lambda (module docstring, *Peer options*; :func:`_sgd_lr_limits`).
+        ``gamma0`` is then :math:`Q_0` and ``R0`` the small-lr R = 1.
     """
     method, zeta = _check_method(method, zeta)
     check_choice("activation", activation, _int.ACTIVATIONS)
+    teacher, noise, weight_decay = _check_extras(method, activation, teacher, noise,
+                                                 weight_decay)
     L0 = check_real("L0", L0, *L_RANGE)
+    if _has_extras(activation, teacher, noise, weight_decay):
+        if method != "sgd":
+            raise ValueError(f"lr_limits of {method!r} with label noise or a teacher other "
+                             f"than the student is not implemented (only 'sgd'); got "
+                             f"teacher={teacher!r}, noise={noise!r}")
+        return _sgd_lr_limits(activation, teacher, noise, weight_decay, exact)
     if method == "sgd":
         num = _dR(activation, "I3", 1.0) - _dR(activation, "I1", 1.0)
         eta_max = num / (_dR(activation, "I2", 1.0) / 2.0)

@@ -17,6 +17,10 @@ With :math:`\delta = g'(s)\,(g(t) - g(s))` (minus the derivative of the halved l
     I_1 = E[\delta s], \qquad I_2 = E[\delta^2], \qquad I_3 = E[\delta t], \qquad
     \epsilon(Q, R) = E[(g(t) - g(s))^2].
 
+Label noise :math:`y = g^*(t) + \sqrt S\,\xi` leaves :math:`I_1, I_3` and
+:math:`\epsilon` (defined without the noise) unchanged and adds :math:`S\,E[g'(s)^2]` to
+:math:`I_2` (:func:`noise_factor`).
+
 Luo et al. (2019) write :math:`I_2 = E[\delta^2 x^T x]`; in the thermodynamic limit
 :math:`x^T x \to 1`. The generalization error :math:`\epsilon` is the *unhalved* squared
 error, so that :math:`\epsilon_{\rm lin} = 1 + \gamma^2 - 2\gamma R` (Luo et al. App. D).
@@ -46,6 +50,46 @@ Eqs. (13)-(14) for :math:`I_1, I_3` agree with the derivation.
 integrals are not derivable by sympy; they are written from the classic closed forms
 (Saad & Solla 1995, eqs. for :math:`I_2, I_3, I_4`) and checked against Gauss-Hermite
 quadrature and Monte Carlo in the tests.
+
+Mixed pairs
+-----------
+A teacher activation :math:`g^*` different from the student's :math:`g` (``teacher=``) is
+supported for every pair. Linear/ReLU pairs come out of the polar derivation above. With
+an erf partner, write :math:`I_1 = E[g'(s)s\,g^*(t)] - E[g'(s)s\,g(s)]` etc.: the
+student-only moments are the same-activation ones, and the cross moments are derived by
+hand (checked against Monte Carlo in the tests):
+
+* *linear student, erf teacher* (Stein's lemma, :math:`E[g^{*\prime}(t)] = 1/\sqrt\pi`,
+  :math:`E[g^*(t)^2] = 1/3`):
+
+  .. math::
+
+      I_1 = \frac{QR}{\sqrt\pi} - Q^2, \quad I_3 = \frac1{\sqrt\pi} - QR, \quad
+      I_2 = \epsilon = \frac13 - \frac{2QR}{\sqrt\pi} + Q^2 ;
+
+* *erf student, linear teacher*: with :math:`t \mid s \sim N(Rs/Q, 1-R^2)` and the
+  Gaussian tilt :math:`E[e^{-as^2}f(s)] = E_{N(0, Q^2/(1+2aQ^2))}[f]/\sqrt{1+2aQ^2}`,
+
+  .. math::
+
+      E[g'(s)\,s\,t] = \sqrt{\tfrac2\pi}\frac{QR}{(1+Q^2)^{3/2}}, \quad
+      E[g'(s)\,t^2] = \sqrt{\tfrac2\pi}\Big(\frac{R^2}{(1+Q^2)^{3/2}}
+          + \frac{1-R^2}{(1+Q^2)^{1/2}}\Big), \quad
+      E[g(s)\,t] = \sqrt{\tfrac2\pi}\frac{QR}{\sqrt{1+Q^2}},
+
+      E[g'(s)^2 t^2] = \frac2\pi\Big(\frac{R^2}{(1+2Q^2)^{3/2}}
+          + \frac{1-R^2}{(1+2Q^2)^{1/2}}\Big), \quad
+      E[g'(s)^2 g(s)\,t] = \Big(\frac2\pi\Big)^{3/2}
+          \frac{QR}{(1+2Q^2)\sqrt{1+3Q^2}} ;
+
+* *ReLU with erf* (either way round), by parity: :math:`(s, t) \to (-s, -t)` leaves the
+  Gaussian invariant, erf is odd, and :math:`\mathrm{relu}(x) = (x + |x|)/2`,
+  :math:`\theta(x) = (1 + \mathrm{sign}\,x)/2`; the :math:`|x|` and sign parts of every
+  cross moment are odd and vanish, so each cross moment (and :math:`E[\mathrm{relu}(t)^2]
+  = \tfrac12 E[t^2]`) is half the linear partner's. ReLU student, erf teacher:
+  :math:`I_1 = \tfrac12(QR/\sqrt\pi - Q^2)`, :math:`I_3 = \tfrac12(1/\sqrt\pi - QR)`,
+  :math:`I_2 = \tfrac12(\tfrac13 - 2QR/\sqrt\pi + Q^2)`,
+  :math:`\epsilon = \tfrac13 - QR/\sqrt\pi + Q^2/2`.
 
 All functions broadcast over array arguments. Derivatives with respect to ``Q`` and
 ``R`` are symbolic (:func:`sympy.diff`), cleared of removable singularities at
@@ -85,6 +129,7 @@ __all__ = [
     "integrals",
     "activation_function",
     "scalar_kernel",
+    "noise_factor",
 ]
 
 QUANTITIES = ("I1", "I2", "I3", "eps")
@@ -172,8 +217,10 @@ def _derive_piecewise_linear(slopes: tuple[float, float],
     return out
 
 
-def _derive_erf() -> dict[str, sp.Expr]:
-    """Closed forms for g(x) = erf(x / sqrt 2) from the Saad & Solla (1995) integrals."""
+def _erf_moments():
+    """``(J2, J3, J4)``: the Saad & Solla (1995) expectations for g(x) = erf(x / sqrt 2)
+    over the pre-activations ``"s"`` (variance Q^2) and ``"t"`` (variance 1, covariance
+    Q R with s), as sympy expressions of ``Q, R``."""
     Q, R, _S, _theta, _phi = _symbols()
     pi = sp.pi
     cov = {("s", "s"): Q**2, ("t", "t"): sp.Integer(1), ("s", "t"): Q * R}
@@ -202,6 +249,12 @@ def _derive_erf() -> dict[str, sp.Expr]:
         lam0, lam1, lam2 = (sp.factor(sp.expand(x)) for x in (lam0, lam1, lam2))
         return 4 / pi**2 / sp.sqrt(lam4) * sp.asin(lam0 / sp.sqrt(lam1 * lam2))
 
+    return J2, J3, J4
+
+
+def _derive_erf() -> dict[str, sp.Expr]:
+    """Closed forms for g(x) = erf(x / sqrt 2) from the Saad & Solla (1995) integrals."""
+    J2, J3, J4 = _erf_moments()
     return {
         "I1": J3("s", "s", "t") - J3("s", "s", "s"),
         "I2": J4("s", "s", "t", "t") - 2 * J4("s", "s", "t", "s") + J4("s", "s", "s", "s"),
@@ -210,16 +263,54 @@ def _derive_erf() -> dict[str, sp.Expr]:
     }
 
 
+def _derive_erf_student(teacher: str) -> dict[str, sp.Expr]:
+    r"""erf student, linear or ReLU teacher (module docstring, *Mixed pairs*).
+
+    The cross moments with a linear teacher follow from :math:`t \mid s \sim
+    N(Rs/Q, 1 - R^2)` and the Gaussian tilt :math:`E[e^{-a s^2} f(s)] =
+    E_{s \sim N(0, Q^2/(1 + 2aQ^2))}[f(s)] / \sqrt{1 + 2aQ^2}`; a ReLU teacher halves
+    every one of them (parity). The student's own moments are Saad & Solla's.
+    """
+    Q, R = _symbols()[:2]
+    J2, J3, J4 = _erf_moments()
+    pi = sp.pi
+    c = sp.sqrt(2 / pi)
+    h = sp.Integer(1) if teacher == "linear" else sp.Rational(1, 2)
+    a1 = c * Q * R / (1 + Q**2) ** sp.Rational(3, 2)                       # E[g'(s) s t]
+    a3 = c * (R**2 / (1 + Q**2) ** sp.Rational(3, 2)
+              + (1 - R**2) / sp.sqrt(1 + Q**2))                            # E[g'(s) t^2]
+    ae = c * Q * R / sp.sqrt(1 + Q**2)                                     # E[g(s) t]
+    a2a = 2 / pi * (R**2 / (1 + 2 * Q**2) ** sp.Rational(3, 2)
+                    + (1 - R**2) / sp.sqrt(1 + 2 * Q**2))                 # E[g'(s)^2 t^2]
+    a2b = c**3 * Q * R / ((1 + 2 * Q**2) * sp.sqrt(1 + 3 * Q**2))        # E[g'(s)^2 g(s) t]
+    return {
+        "I1": h * a1 - J3("s", "s", "s"),
+        "I2": h * a2a - 2 * h * a2b + J4("s", "s", "s", "s"),
+        "I3": h * a3 - J3("s", "t", "s"),
+        "eps": h - 2 * h * ae + J2("s", "s"),
+    }
+
+
+def _derive_erf_teacher(student: str) -> dict[str, sp.Expr]:
+    """Linear or ReLU student, erf teacher (module docstring, *Mixed pairs*): Stein's
+    lemma gives the linear student's forms, and a ReLU student halves them (parity)."""
+    Q, R = _symbols()[:2]
+    rpi = sp.sqrt(sp.pi)
+    h = sp.Integer(1) if student == "linear" else sp.Rational(1, 2)
+    return {
+        "I1": h * (Q * R / rpi - Q**2),
+        "I2": h * (sp.Rational(1, 3) - 2 * Q * R / rpi + Q**2),
+        "I3": h * (1 / rpi - Q * R),
+        "eps": sp.Rational(1, 3) - 2 * h * Q * R / rpi + h * Q**2,
+    }
+
+
 _SLOPES = {"linear": (1, 1), "relu": (1, 0)}
 
 
 def _check_teacher(activation: str, teacher: str | None) -> str:
     check_choice("activation", activation, ACTIVATIONS)
-    teacher = activation if teacher is None else check_choice("teacher", teacher, ACTIVATIONS)
-    if teacher != activation and (activation not in _SLOPES or teacher not in _SLOPES):
-        raise ValueError(f"teacher must be 'linear' or 'relu' when it differs from the "
-                         f"student's activation ({activation!r}); got {teacher!r}")
-    return teacher
+    return activation if teacher is None else check_choice("teacher", teacher, ACTIVATIONS)
 
 
 @functools.cache
@@ -231,13 +322,15 @@ def symbolic(activation: str, teacher: str | None = None) -> dict[str, sp.Expr]:
     activation : str
         The student's activation, one of :data:`ACTIVATIONS`.
     teacher : str, optional
-        The teacher's activation (default: the student's). A teacher that differs from
-        the student is supported for the piecewise-linear pair {linear, relu}, e.g. the
-        ReLU student of a linear teacher (Luo et al. App. D: eps = 1 + Q^2/2 - Q R).
+        The teacher's activation (default: the student's); every pair of
+        :data:`ACTIVATIONS` (module docstring, *Mixed pairs*), e.g. the ReLU student of a
+        linear teacher (Luo et al. App. D: eps = 1 + Q^2/2 - Q R).
     """
     teacher = _check_teacher(activation, teacher)
     if activation == "erf":
-        return dict(_derive_erf())
+        return dict(_derive_erf() if teacher == "erf" else _derive_erf_student(teacher))
+    if teacher == "erf":
+        return dict(_derive_erf_teacher(activation))
     return dict(_derive_piecewise_linear(_SLOPES[activation], _SLOPES[teacher]))
 
 
@@ -281,24 +374,62 @@ def _compiled(activation: str, quantity: str, wrt: str | None, teacher: str | No
 
 
 @functools.cache
-def scalar_kernel(activation: str, derivatives: bool = False):
+def scalar_kernel(activation: str, derivatives: bool = False, teacher: str | None = None):
     """Unchecked ``f(Q, R) -> tuple`` of floats for inner loops (ODE right-hand sides).
 
     Returns ``(I1, I2, I3)`` or, with ``derivatives``, ``(I1, I2, I3, dI1/dQ, dI1/dR,
     dI2/dQ, dI2/dR, dI3/dQ, dI3/dR)``, compiled into one function with ``math``
     (no argument checks, no arrays: the caller guarantees ``Q > 0`` and ``|R| <= 1``).
+    ``teacher``: the teacher's activation (default, or equal to ``activation``: the
+    student's, the same compiled function as before teachers could differ).
     """
-    check_choice("activation", activation, ACTIVATIONS)
+    teacher = _check_teacher(activation, teacher)
+    teacher = None if teacher == activation else teacher
+    return _scalar_kernel(activation, bool(derivatives), teacher)
 
+
+@functools.cache
+def _scalar_kernel(activation: str, derivatives: bool, teacher: str | None):
     def derive():
         Q, R = _symbols()[:2]
-        exprs = [symbolic(activation)[k] for k in ("I1", "I2", "I3")]
+        exprs = [symbolic(activation, teacher)[k] for k in ("I1", "I2", "I3")]
         if derivatives:
-            exprs += [symbolic_derivative(activation, k, w) for k in ("I1", "I2", "I3")
-                      for w in ("Q", "R")]
+            exprs += [symbolic_derivative(activation, k, w, teacher)
+                      for k in ("I1", "I2", "I3") for w in ("Q", "R")]
         return sp.lambdify((Q, R), tuple(exprs), modules="math", cse=True)
 
-    return lambdified(f"integrals:scalar:{activation}:{derivatives}", derive, _SOURCES)
+    tag = f"integrals:scalar:{activation}:{derivatives}"
+    return lambdified(tag if teacher is None else f"{tag}:{teacher}", derive, _SOURCES)
+
+
+def noise_factor(activation: str, Q, derivative: bool = False) -> np.ndarray:
+    r""":math:`K(Q) = E[g'(s)^2]`, :math:`s \sim N(0, Q^2)`: the factor of the label-noise
+    variance :math:`S` in :math:`I_2` (:math:`I_2 \to I_2 + S K`), or :math:`dK/dQ`.
+
+    .. math::
+
+        K_{\rm lin} = 1, \qquad K_{\rm relu} = \tfrac12, \qquad
+        K_{\rm erf} = \frac{2}{\pi\sqrt{1 + 2Q^2}}
+
+    (erf: :math:`g'(s)^2 = \tfrac2\pi e^{-s^2}`; Saad & Solla 1995, the
+    :math:`\sigma^2` term of their :math:`\eta^2` contribution).
+
+    >>> round(float(noise_factor("erf", 1.0)), 6)  # 2 / (pi sqrt 3)
+    0.367553
+    """
+    check_choice("activation", activation, ACTIVATIONS)
+    Qa = check_array("Q", Q, lo=0.0, hi=Q_MAX, lo_open=True)
+    return _noise_factor(activation, Qa, derivative)
+
+
+def _noise_factor(activation: str, Q, derivative: bool = False):
+    """:func:`noise_factor` without checks; float in, float out (ODE inner loops)."""
+    if activation == "erf":
+        d = 1.0 + 2.0 * Q * Q
+        return -4.0 * Q / (np.pi * d**1.5) if derivative else 2.0 / (np.pi * np.sqrt(d))
+    if derivative:
+        return 0.0 * Q
+    return 1.0 + 0.0 * Q if activation == "linear" else 0.5 + 0.0 * Q
 
 
 #: Largest Q accepted: the derivatives hold up to Q^6 (erf's overflow beyond ~1e100).
