@@ -253,9 +253,10 @@ def generalization_error(sp: Spec, Q, R, gamma=None) -> np.ndarray:
         C = _covariance(sp, Q[i], R[i], None if gamma is None else np.asarray(gamma)[i])
         g, gs = sp.activation, sp.teacher
         cs, ct = -sp.v, sp.v_star
-        out[i] = (cs @ _ci.I2(_sub(C, ix.e_ss), g, g) @ cs
-                  + 2 * cs @ _ci.I2(_sub(C, ix.e_st), g, gs) @ ct
-                  + ct @ _ci.I2(_sub(C, ix.e_tt), gs, gs) @ ct)
+        # PSD by construction (up to the solver's rounding near |R| = L): no check
+        out[i] = (cs @ _ci.I2(_sub(C, ix.e_ss), g, g, check=False) @ cs
+                  + 2 * cs @ _ci.I2(_sub(C, ix.e_st), g, gs, check=False) @ ct
+                  + ct @ _ci.I2(_sub(C, ix.e_tt), gs, gs, check=False) @ ct)
     return out
 
 
