@@ -39,7 +39,19 @@ Methods
   erf/ReLU mixtures from the ReLU forms.
 * A linear factor :math:`x_k` is removed by Stein's lemma,
   :math:`E[x_k F(x)] = \sum_j C_{kj} E[\partial_j F(x)]`.
-* ReLU integrals are truncated Gaussian moments; see :func:`I4`.
+* ReLU integrals are truncated Gaussian moments
+  :math:`M(C, a) = E[\prod_k x_k^{a_k}\Theta(x_k)]` (``relu = x step``; a linear
+  :math:`g(x) = x` is :math:`\mathrm{relu}(x) - \mathrm{relu}(-x)`): repeated fields are
+  merged exactly (:func:`_relu_moment`), then Stein's lemma (Tallis 1961) reduces
+  :math:`M` to closed-form 1-3 field orthants and, for :math:`I_4^{\rm relu}` only, the
+  4-field orthant :math:`P_4`, a 1-D Plackett integral on geometrically graded
+  Gauss-Legendre panels (:func:`_orthant4`; 16 panels x 12 nodes: error <= 6e-14 against
+  40 nodes/panel on random and near-repeated fields, 2.7e-12 at 10, 2.7e-10 at 8).
+  Accuracy: ~1e-13 for positive-definite and exactly repeated fields; near-repeated
+  fields (1 - rho ~ 1e-12) lose accuracy to input rounding, measured <= 1.2e-8.
+  Not exact: a rank-deficient ``C`` whose deficiency is not a repeated field (three
+  fields linearly dependent), and :math:`I_4` with two ReLU derivatives and an erf
+  activation (these combinations raise ValueError).
 
 References: D. Saad and S. A. Solla, Phys. Rev. E 52, 4225 (1995), appendix;
 Y. Cho and L. K. Saul, NeurIPS 2009 (arc-cosine kernel);
