@@ -39,7 +39,19 @@ Methods
   erf/ReLU mixtures from the ReLU forms.
 * A linear factor :math:`x_k` is removed by Stein's lemma,
   :math:`E[x_k F(x)] = \sum_j C_{kj} E[\partial_j F(x)]`.
-* ReLU integrals are truncated Gaussian moments; see :func:`I4`.
+* ReLU integrals are truncated Gaussian moments
+  :math:`M(C, a) = E[\prod_k x_k^{a_k}\Theta(x_k)]` (``relu = x step``; a linear
+  :math:`g(x) = x` is :math:`\mathrm{relu}(x) - \mathrm{relu}(-x)`): repeated fields are
+  merged exactly (:func:`_relu_moment`), then Stein's lemma (Tallis 1961) reduces
+  :math:`M` to closed-form 1-3 field orthants and, for :math:`I_4^{\rm relu}` only, the
+  4-field orthant :math:`P_4`, a 1-D Plackett integral on geometrically graded
+  Gauss-Legendre panels (:func:`_orthant4`; 16 panels x 12 nodes: error <= 6e-14 against
+  40 nodes/panel on random and near-repeated fields, 2.7e-12 at 10, 2.7e-10 at 8).
+  Accuracy: ~1e-13 for positive-definite and exactly repeated fields; near-repeated
+  fields (1 - rho ~ 1e-12) lose accuracy to input rounding, measured <= 1.2e-8.
+  Not exact: a rank-deficient ``C`` whose deficiency is not a repeated field (three
+  fields linearly dependent), and :math:`I_4` with two ReLU derivatives and an erf
+  activation (these combinations raise ValueError).
 
 References: D. Saad and S. A. Solla, Phys. Rev. E 52, 4225 (1995), appendix;
 Y. Cho and L. K. Saul, NeurIPS 2009 (arc-cosine kernel);
@@ -359,4 +371,240 @@ def _expect(C, dacts: list, acts: list, orig) -> np.ndarray:
         return _expect(_drop(C, k), dacts[:k] + dacts[k + 1:], acts, orig)
     if not dacts:
         return _e_gg(acts[0], acts[1], C[..., 0, 0], C[..., 1, 1], C[..., 0, 1])
-    raise _unsupported("I4", orig)
+    # only steps (relu') remain among the derivatives
+    n = C.shape[-1]
+    if "linear" in acts:  # x = relu(x) - relu(-x)
+        k = len(dacts) + acts.index("linear")
+        flip = np.ones(n)
+        flip[k] = -1.0
+        rest = acts[:k - len(dacts)] + ["relu"] + acts[k - len(dacts) + 1:]
+        return (_expect(C, dacts, rest, orig)
+                - _expect(C * flip[:, None] * flip[None, :], dacts, rest, orig))
+    if "erf" not in acts:
+        return _relu_moment(C, (0,) * len(dacts) + (1,) * len(acts))
+    if len(dacts) != 1:
+        raise _unsupported("I4", orig)
+    live = C[..., 0, 0] > 0  # step(0) = 0 for a null field
+    if acts == ["erf", "erf"]:  # step = (1 + sign)/2, and the sign part is odd
+        return np.where(live, 0.5 * _e_gg("erf", "erf", C[..., 1, 1], C[..., 2, 2],
+                                          C[..., 1, 2]), 0.0)
+    if acts == ["relu", "erf"]:  # E[step(x1) erf(x2) relu(x3)]
+        C = C[..., [0, 2, 1], :][..., :, [0, 2, 1]]
+    return np.where(live, _step_erf_relu(C), 0.0)
+
+
+def _step_erf_relu(C):
+    """:math:`E[\\Theta(x_1)\\,\\mathrm{erf}(x_2)\\,\\mathrm{relu}(x_3)]` (Stein on x3).
+
+    .. math::
+
+        C_{31}\\,p_1(0)\\,E[\\mathrm{erf}(x_2)\\Theta(x_3) | x_1 = 0]
+        + C_{32}\\,E[\\Theta(x_1)\\mathrm{erf}'(x_2)\\Theta(x_3)]
+        + C_{33}\\,p_3(0)\\,E[\\Theta(x_1)\\mathrm{erf}(x_2) | x_3 = 0],
+
+    with :math:`E[\\mathrm{erf}(a)\\Theta(b)] = \arcsin(S_{ab}/\\sqrt{S_{bb}(1+S_{aa})})/\\pi`.
+    ``x1 == x3`` (repeated field) reduces to :math:`E[\\mathrm{erf}(x_2)\\mathrm{relu}(x_3)]`.
+    """
+    c11, c22, c33 = C[..., 0, 0], C[..., 1, 1], C[..., 2, 2]
+    c12, c13, c23 = C[..., 0, 1], C[..., 0, 2], C[..., 1, 2]
+
+    def e_erf_step(saa, sbb, sab):
+        return _asin(_div0(sab, _sqrt0(sbb * (1.0 + saa)))) / _PI
+
+    with np.errstate(invalid="ignore", divide="ignore"):
+        t1 = c13 * _div0(e_erf_step(c22 - _div0(c12 * c12, c11), c33 - _div0(c13 * c13, c11),
+                                    c23 - _div0(c12 * c13, c11)), np.sqrt(2 * _PI * c11))
+        f, Ct = _absorb_erf_prime(C, 1)
+        t2 = c23 * f * _orthant2(Ct[..., 0, 0], Ct[..., 2, 2], Ct[..., 0, 2])
+        t3 = c33 * _div0(e_erf_step(c22 - _div0(c23 * c23, c33), c11 - _div0(c13 * c13, c33),
+                                    c12 - _div0(c23 * c13, c33)), np.sqrt(2 * _PI * c33))
+    out = t1 + t2 + t3
+    rho2 = _div0(c13 * c13, c11 * c33)
+    dup = (rho2 >= 1.0 - _DUP_RTOL)
+    if np.any(dup):  # x3 = c x1: step(x1) relu(x3) = relu(x3) (c > 0) or 0 (c < 0)
+        same = _e_gg("erf", "relu", c22, c33, c23)
+        out = np.where(dup, np.where(c13 > 0, same, 0.0), out)
+    return out
+
+
+# ------------------------------------------------------------------- ReLU: truncated moments
+#: Two fields with :math:`\rho^2 \ge 1 - ` this are treated as the same field.
+_DUP_RTOL = 1e-15
+
+
+def _cond(C: np.ndarray, j: int) -> np.ndarray:
+    """Covariance of the other fields given :math:`x_j = 0` (``C_jj > 0``)."""
+    cj = C[..., :, j]
+    S = C - cj[..., :, None] * cj[..., None, :] / C[..., j, j][..., None, None]
+    return _drop(S, j)
+
+
+def _corr(C: np.ndarray) -> np.ndarray:
+    d = 1.0 / np.sqrt(np.diagonal(C, axis1=-2, axis2=-1))
+    return C * d[..., :, None] * d[..., None, :]
+
+
+def _relu_moment(C: np.ndarray, a: tuple) -> np.ndarray:
+    """Truncated moment :math:`M(C, a) = E[\\prod_k x_k^{a_k} \\Theta(x_k)]`.
+
+    Repeated fields (:math:`\rho_{ij}^2 \\ge 1 - 10^{-15}`) are merged first:
+    :math:`x_j = c\\,x_i` gives :math:`x_i^{a_i} x_j^{a_j}\\Theta\\Theta = c^{a_j}
+    x_i^{a_i + a_j}\\Theta(x_i)` for :math:`c > 0` and 0 for :math:`c < 0`; a null field
+    gives 0. The merged, distinct fields go to :func:`_moment_distinct`.
+    """
+    C = np.asarray(C, dtype=float)
+    shape = C.shape[:-2]
+    n = C.shape[-1]
+    Cf = C.reshape(-1, n, n)
+    out = np.zeros(Cf.shape[0])
+    diag = np.diagonal(Cf, axis1=-2, axis2=-1)
+    live = np.all(diag > 0, axis=-1)
+    if not np.any(live):
+        return out.reshape(shape)
+    iu, ju = np.triu_indices(n, 1)
+    rho = np.zeros((Cf.shape[0], len(iu)))
+    rho[live] = _corr(Cf[live])[:, iu, ju]
+    dup = rho * rho >= 1.0 - _DUP_RTOL
+    key = np.where(dup, np.sign(rho), 0).astype(int)  # +1 same field, -1 opposite
+    for pattern in np.unique(key[live], axis=0):
+        rows = live & np.all(key == pattern, axis=1)
+        links = dict(zip(zip(iu, ju, strict=True), pattern, strict=True))
+        out[rows] = _merged_moment(Cf[rows], a, links)
+    return out.reshape(shape)
+
+
+def _merged_moment(C: np.ndarray, a: tuple, links: dict) -> np.ndarray:
+    n = len(a)
+    parent = list(range(n))
+    sign = [1] * n  # x_k = sign_k * c_k * x_parent
+    for (i, j), s in sorted(links.items()):
+        if s == 0 or parent[j] != j:
+            continue
+        if s < 0:
+            return np.zeros(C.shape[0])  # step(x) step(-c x) = 0
+        root = parent[i]
+        parent[j] = root
+        sign[j] = sign[i] * s
+    if any(sg < 0 for sg in sign):
+        return np.zeros(C.shape[0])
+    roots = sorted(set(parent))
+    coef = np.ones(C.shape[0])
+    b = []
+    for r in roots:
+        b.append(sum(a[k] for k in range(n) if parent[k] == r))
+        for k in range(n):
+            if parent[k] == r and k != r and a[k]:
+                coef = coef * np.sqrt(C[:, k, k] / C[:, r, r]) ** a[k]
+    Cs = C[:, roots, :][:, :, roots]
+    return coef * _moment_distinct(Cs, tuple(b))
+
+
+def _moment_distinct(C: np.ndarray, a: tuple) -> np.ndarray:
+    r""":math:`M(C, a)` for distinct fields by Stein's lemma (Tallis 1961).
+
+    With :math:`a_i \ge 1` and :math:`b = a - e_i`:
+
+    .. math::
+
+        M(C, a) = \sum_{j: b_j \ge 1} C_{ij} b_j M(C, b - e_j)
+            + \sum_{j: b_j = 0} C_{ij}\,p_j(0)\,M(C^{(j)}, b_{\setminus j}),
+
+    :math:`p_j(0) = (2\pi C_{jj})^{-1/2}`, :math:`C^{(j)}` the covariance of the other
+    fields given :math:`x_j = 0`. At :math:`a = 0` the orthant probability
+    (:func:`_orthant`).
+    """
+    n = len(a)
+    if n == 0:
+        return np.ones(C.shape[0])
+    if not any(a):
+        return _orthant(C)
+    i = int(np.argmax(a))
+    b = list(a)
+    b[i] -= 1
+    out = np.zeros(C.shape[0])
+    for j in range(n):
+        if b[j] >= 1:
+            bj = list(b)
+            bj[j] -= 1
+            out = out + C[:, i, j] * b[j] * _moment_distinct(C, tuple(bj))
+        else:
+            pj = 1.0 / np.sqrt(2 * _PI * C[:, j, j])
+            out = out + C[:, i, j] * pj * _moment_distinct(_cond(C, j), tuple(b[:j] + b[j + 1:]))
+    return out
+
+
+def _orthant(C: np.ndarray) -> np.ndarray:
+    """:math:`P(x > 0)` for ``n <= 4`` fields (closed forms for n <= 3, Plackett for 4).
+
+    :math:`P_2 = 1/4 + \arcsin\rho/(2\\pi)`,
+    :math:`P_3 = 1/8 + \\sum_{i<j}\arcsin\rho_{ij}/(4\\pi)`; :math:`P_4`: :func:`_orthant4`.
+    """
+    n = C.shape[-1]
+    if n == 1:
+        return np.where(C[:, 0, 0] > 0, 0.5, 0.0)
+    if n == 2:
+        return _orthant2(C[:, 0, 0], C[:, 1, 1], C[:, 0, 1])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        R = _corr(C)
+    if n == 3:
+        return 0.125 + (_asin(R[:, 0, 1]) + _asin(R[:, 0, 2]) + _asin(R[:, 1, 2])) / (4 * _PI)
+    return _orthant4(R)
+
+
+def graded_nodes(m: int = 12, ratio: float = 0.25, levels: int = 15):
+    """Gauss-Legendre nodes on [0, 1] in panels graded geometrically toward 0.
+
+    Panels ``[ratio^(k+1), ratio^k]`` for ``k < levels`` and ``[0, ratio^levels]``,
+    ``m`` nodes each. Returns ``(s, w)``.
+    """
+    x, w = np.polynomial.legendre.leggauss(m)
+    edges = np.concatenate([[0.0], ratio ** np.arange(levels, -1, -1.0)])
+    lo, hi = edges[:-1, None], edges[1:, None]
+    return ((lo + hi) / 2 + (hi - lo) / 2 * x).ravel(), ((hi - lo) / 2 * w).ravel()
+
+
+#: Quadrature of :func:`_orthant4` (the convergence study is in the tests).
+P4_NODES = graded_nodes()
+
+
+def _orthant4(R: np.ndarray, nodes=None) -> np.ndarray:
+    r"""4-D orthant probability of a correlation matrix by Plackett's reduction.
+
+    Along :math:`R(t) = I + t (R - I)` (off-diagonals scaled by ``t``),
+
+    .. math::
+
+        P_4(R) = \frac1{16} + \int_0^1 \sum_{i<j} R_{ij}\,
+            \frac{1}{2\pi\sqrt{1 - t^2 R_{ij}^2}}
+            \Big(\frac14 + \frac{\arcsin\rho_{kl\cdot ij}(t)}{2\pi}\Big)\,dt
+
+    (Plackett 1954: :math:`\partial P/\partial\rho_{ij} = \phi_2(0, 0; \rho_{ij})\,
+    P(x_k, x_l > 0 \mid x_i = x_j = 0)`; :math:`\rho_{kl\cdot ij}` the partial correlation).
+    With :math:`t = 1 - s^2` the square-root endpoint singularities of singular ``R``
+    become smooth; near-singular ``R`` puts branch points at :math:`s \approx \pm i
+    \sqrt{\epsilon}`, resolved by the geometrically graded panels of :func:`graded_nodes`.
+    """
+    s, w = P4_NODES if nodes is None else nodes
+    s2 = s * s
+    t = 1.0 - s2
+    out = np.full(R.shape[0], 1.0 / 16.0)
+    pairs = [(0, 1), (0, 2), (0, 3), (1, 2), (1, 3), (2, 3)]
+    Rt = R[:, :, :, None] * t  # (B, 4, 4, nodes); diagonal unused
+    for i, j in pairs:
+        k, m = [q for q in range(4) if q not in (i, j)]
+        r = np.abs(R[:, i, j])[:, None]
+        one_m_r = (1.0 - r) + s2 * r  # 1 - t |R_ij|, exact at R_ij = +-1
+        dens = 1.0 / (2 * _PI * np.sqrt(one_m_r * (1.0 + t * r)))
+        # partial correlations: first given x_i, then x_j
+        cki, cli, cji = Rt[:, k, i], Rt[:, m, i], Rt[:, j, i]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            def pc(a, b, ab, ca, cb):
+                return (ab - ca * cb) / np.sqrt((1 - ca * ca) * (1 - cb * cb))
+            kl_i = pc(k, m, Rt[:, k, m], cki, cli)
+            kj_i = pc(k, j, Rt[:, k, j], cki, cji)
+            lj_i = pc(m, j, Rt[:, m, j], cli, cji)
+            kl_ij = (kl_i - kj_i * lj_i) / np.sqrt((1 - kj_i * kj_i) * (1 - lj_i * lj_i))
+        kl_ij = np.nan_to_num(kl_ij, nan=0.0)
+        f = R[:, i, j][:, None] * dens * (0.25 + _asin(kl_ij) / (2 * _PI))
+        out = out + (f * (2 * s * w)).sum(axis=-1)
+    return out
