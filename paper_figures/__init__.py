@@ -33,6 +33,7 @@ torch figure's ``main`` does.
 FIGURES = {
     "lr_limits": "paper_figures.lr_limits",
     "fig1a": "paper_figures.fig1a",
+    "committee_bn": "paper_figures.committee_bn",
     "fig1b": "paper_figures.fig1b",
     "ode_vs_sim": "paper_figures.ode_vs_sim",
     "l_f2ef": "paper_figures.l_f2ef",
