@@ -145,3 +145,107 @@ def test_exact_start_and_initial_overlaps():
     Qr, Rr = SC.initial_overlaps(2, 2, N=4000, seed=1, scale=0.3)
     assert np.all(np.abs(np.diag(Qr) - 0.09) < 5 * 0.09 * np.sqrt(2 / 4000))
     assert np.all(np.abs(Rr) < 5 * 0.3 / np.sqrt(4000))
+
+
+# --------------------------------------------------------------- learning-rate limits
+@pytest.mark.parametrize("method", ["sgd", "wn"])
+def test_lr_max_single_unit_is_dynamics_eta_max(method):
+    """K = 1: the committee's stability limit is theory.dynamics' exact eta_max (erf), to the
+    1e-8 of the central differences."""
+    ref = D.lr_limits(method, "erf", 0.0).eta_max_exact
+    assert CM.lr_max(method, "erf", 1).eta_max == pytest.approx(ref, rel=1e-8)
+
+
+def test_lr_max_single_unit_wn_decay_is_the_full_gamma_R_linearization():
+    """K = 1, wn-decay (zeta = 0.3): lr_max is where the (gamma, R) block of
+    theory.dynamics.jacobian (sympy, L frozen) at the small-rate fixed point (gamma0, 1)
+    first has an eigenvalue crossing zero -- found here by bisection on that Jacobian."""
+    zeta = 0.3
+    res = CM.lr_max("wn-decay", "erf", 1, zeta=zeta)
+    g0 = D.fixed_point("wn-decay", "erf", zeta).gamma
+    assert res.gamma0 == pytest.approx(g0, rel=1e-10)
+
+    def growth(eta):
+        J = D.jacobian("wn-decay", "erf", eta, zeta, (g0, 1.0, 1.0))[:2, :2]
+        return np.max(np.linalg.eigvals(J).real) / eta
+
+    lo, hi = 0.5 * res.lr_max, 1.5 * res.lr_max
+    assert growth(lo) < 0 < growth(hi)
+    for _ in range(60):
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if growth(mid) < 0 else (lo, mid)
+    assert res.lr_max == pytest.approx(lo, rel=1e-7)
+
+
+def test_lr_max_falls_with_the_number_of_units():
+    """The learned state of a larger committee tolerates a smaller rate (erf, sgd)."""
+    etas = [CM.lr_max("sgd", "erf", k).eta_max for k in (1, 2, 3)]
+    assert etas[0] > etas[1] > etas[2] > 0
+
+
+# ------------------------------------------------- ReLU, noise, K != M against finite N
+@pytest.mark.parametrize("activation, noise, K, M", [("relu", 0.0, 2, 2), ("erf", 0.2, 3, 1),
+                                                    ("linear", 0.1, 1, 2)])
+def test_ode_matches_simulation_relu_noise_unequal(activation, noise, K, M):
+    """ReLU (numerical I4), label noise and K != M: seed means of Q, R at t = 1.5, 3 within
+    4 SE + 2/N of the ODE (N = 1500, 12 seeds; lr = 0.3)."""
+    rng = np.random.default_rng(5)
+    W = rng.standard_normal((K + M, K + M)) * 0.4 + np.eye(K + M)
+    G = W @ W.T / (K + M)
+    G[K:, K:] = np.eye(M)  # teacher block T = I; keep the whole Gram matrix PSD
+    Q0, R0 = G[:K, :K], G[:K, K:] * 0.5
+    N, S = 1500, 12
+    r = SC.run("sgd", activation, hidden=K, teachers=M, N=N, lr=0.3, t_max=3, Q0=Q0, R0=R0,
+               seeds=S, n_points=3, noise=noise, n_test=100)
+    tr = CM.integrate("sgd", activation, hidden=K, teachers=M, lr=0.3, Q0=Q0, R0=R0,
+                      noise=noise, t_max=3, n_points=3)
+    for sim, ode in ((r.Q, tr.Q), (r.R, tr.R)):
+        m, se = sim.mean(0), sim.std(0, ddof=1) / np.sqrt(S)
+        assert np.all(np.abs(m - ode)[1:] <= 4 * se[1:] + 2.0 / N), (m - ode) / se
+
+
+# ---------------------------------------------- the simulator's step is the true gradient
+@pytest.mark.parametrize("method", ["sgd", "wn-decay", "bn"])
+def test_step_is_minus_lr_times_the_autograd_gradient(method):
+    """One step of the numba kernel equals -lr * grad of the summed batch loss computed by
+    torch autograd on the same batch (the weights; gamma and beta at rate lr/N), to 1e-10:
+    the backward pass through the weight norm and the batch statistics is right."""
+    torch = pytest.importorskip("torch")
+    from perceptron_theory.simulate import kernels as KK
+    from perceptron_theory.simulate._rng import seed_state
+
+    code = {"sgd": 0, "wn-decay": 1, "bn": 2}[method]
+    rng = np.random.default_rng(0)
+    Kh, M, N, B, lr, zeta = 3, 2, 40, 6, 0.7, 0.2
+    W = rng.standard_normal((Kh, N))
+    Ws = rng.standard_normal((M, N))
+    v, vs = np.array([1.0, -0.5, 0.8]), np.array([1.0, 0.7])
+    gamma, beta = np.array([0.9, 1.2, 0.6]), np.array([0.1, -0.2, 0.05])
+    rm, rv = np.zeros(Kh), np.ones(Kh)
+    X, lam, nu, y, G = (np.empty((B, N)), np.empty((B, Kh)), np.empty((B, M)), np.empty(B),
+                        np.empty((B, Kh)))
+    W1, g1, b1 = W.copy(), gamma.copy(), beta.copy()
+    SC._step(code, 2, 2, W1, Ws, v, vs, g1, b1, rm, rv, X, lam, nu, y, G, lr,
+             zeta if method != "sgd" else 0.0, 0.3, seed_state(3, 1), 1.0 / N)
+    t = {k: torch.tensor(a, dtype=torch.float64, requires_grad=True)
+         for k, a in (("W", W), ("g", gamma), ("b", beta))}
+    Xt, yt = torch.tensor(X), torch.tensor(y)
+    lam_t = Xt @ t["W"].T
+    if method == "sgd":
+        s = lam_t
+    elif method == "wn-decay":
+        s = t["g"] * lam_t / torch.sqrt((t["W"] ** 2).sum(1) / N)
+    else:
+        mu = lam_t.mean(0)
+        var = ((lam_t - mu) ** 2).mean(0)
+        s = t["g"] * (lam_t - mu) / torch.sqrt(var + KK.BN_EPS) + t["b"]
+    out = (torch.erf(s / np.sqrt(2)) * torch.tensor(v)).sum(1)
+    loss = 0.5 * ((yt - out) ** 2).sum()
+    if method != "sgd":
+        loss = loss + B * zeta / 2 * (t["g"] ** 2).sum()
+    loss.backward()
+    np.testing.assert_allclose(W1, W - lr * t["W"].grad.numpy(), rtol=0, atol=1e-10)
+    if method != "sgd":
+        np.testing.assert_allclose(g1, gamma - lr / N * t["g"].grad.numpy(), atol=1e-12)
+    if method == "bn":
+        np.testing.assert_allclose(b1, beta - lr / N * t["b"].grad.numpy(), atol=1e-12)
