@@ -5,6 +5,7 @@ Usage::
     PYTHONPATH=. python benchmarks/simulate.py            # full (includes L-F1a at N=4096)
     PYTHONPATH=. python benchmarks/simulate.py --quick    # < 1 min
     PYTHONPATH=. python benchmarks/simulate.py --offline  # section e only (~10 min)
+    PYTHONPATH=. python benchmarks/simulate.py --committee  # section f only (~1 min)
 
 a. **Online step rate** of one update rule (weight normalization + gamma decay, ReLU
    student and teacher, M = 1: Luo et al. eq. 5) at N = 1000 and 4096, in steps/s per
@@ -37,6 +38,14 @@ e. **Offline runner against the memory floor** (BN, linear, N = 4096, M = 32, as
    before and after). The replaced runner (``offline._reference``) is timed beside it
    (full mode). From these numbers: the BN simulation of L-F1a at the paper's scale,
    estimated (not run).
+f. **Committee machines** (:mod:`.committee`, erf, online, one thread, N = 1000, B = 1):
+   time per sample of ``simulate.committee.run`` (``sgd`` and ``bn`` at B = 16) for
+   K = M = 1, 2, 4, against the floor of the same run: generating the sample's N inputs
+   (:func:`_rng.fill_normal`) plus the (K + M) dot products and K updates of length N that
+   any engine must do (a plain numba loop), and K = M = 1 against the single-unit engine
+   (``online.run("sgd", engine="vector")``, same work). The ODE: time per right-hand side
+   of :func:`perceptron_theory.theory.committee.rhs` (erf and ReLU, K = M = 2, 4), and
+   one plateau trajectory (erf, K = M = 2, t = 300).
 """
 
 from __future__ import annotations
@@ -389,22 +398,113 @@ def fig1a_estimate(meas: dict) -> None:
                        "idle machine (CPU time / threads)"), rows)
 
 
+def _committee_floor(K: int, M: int, N: int, n: int) -> float:
+    """Seconds per sample of the unavoidable work: N inputs, K + M dots, K axpys."""
+    from numba import njit
+
+    from perceptron_theory.simulate._rng import fill_normal, seed_state
+
+    @njit
+    def floor(s, x, W, Ws, n):
+        acc = 0.0
+        for _ in range(n):
+            fill_normal(s, x, 0.03)
+            for k in range(Ws.shape[0]):
+                acc += np.dot(Ws[k], x)
+            for k in range(W.shape[0]):
+                c = 1e-9 * np.dot(W[k], x)
+                W[k] += c * x
+                acc += c
+        return acc
+
+    rng = np.random.default_rng(0)
+    x, W, Ws = np.empty(N), rng.standard_normal((K, N)), rng.standard_normal((M, N))
+    s = seed_state(0, 0)
+    floor(s, x, W, Ws, 2)
+    t0 = time.perf_counter()
+    floor(s, x, W, Ws, n)
+    return (time.perf_counter() - t0) / n
+
+
+def section_f(quick: bool) -> None:
+    import numba
+
+    from perceptron_theory.simulate import committee as SC
+    from perceptron_theory.simulate import online
+    from perceptron_theory.theory import committee as CM
+
+    numba.set_num_threads(1)
+    N, t_max = 1000, (20.0 if quick else 100.0)
+    n = round(t_max * N)
+    rows, t_k1 = [], float("nan")
+    for K in (1, 2, 4):
+        kw = dict(hidden=K, teachers=K, N=N, lr=0.5, init_scale=1.0, n_points=2, n_test=10)
+        SC.run("sgd", "erf", t_max=0.01, **kw)
+        SC.run("bn", "erf", t_max=0.02, batch_size=16, **kw)
+        t0 = time.perf_counter()
+        SC.run("sgd", "erf", t_max=t_max, **kw)
+        t_sgd = (time.perf_counter() - t0) / n
+        t_k1 = t_sgd if K == 1 else t_k1
+        t0 = time.perf_counter()
+        SC.run("bn", "erf", t_max=t_max, batch_size=16, **kw)
+        t_bn = (time.perf_counter() - t0) / n
+        fl = min(_committee_floor(K, K, N, n // 4) for _ in range(3))
+        rows.append((f"{K}", fmt_t(t_sgd), fmt_t(t_bn), fmt_t(fl), f"{t_sgd / fl:.2f}",
+                     f"{t_bn / fl:.2f}"))
+    table(f"f. committee simulator, erf, N = {N}, per sample, 1 thread (floor: inputs + "
+          f"dots + updates)", ("K = M", "sgd", "bn (B=16)", "floor", "sgd/floor",
+                               "bn/floor"), rows)
+    kw = dict(N=N, lr=0.5, n_points=2, engine="vector", R_init=0.0)
+    online.run("sgd", "erf", t_max=0.01, **kw)
+    t0 = time.perf_counter()
+    online.run("sgd", "erf", t_max=t_max, **kw)
+    t_single = (time.perf_counter() - t0) / n
+    print(f"  K = M = 1 against the single-unit engine (online.run sgd, vector): "
+          f"{fmt_t(t_single)} per sample; committee / single = {t_k1 / t_single:.2f}")
+    rows = []
+    for act in ("erf", "relu"):
+        for K in (2, 4):
+            sp = CM.spec("sgd", act, K, K)
+            f = CM.rhs(sp, 0.5)
+            rng = np.random.default_rng(1)
+            A = rng.standard_normal((2 * K, 2 * K)) * 0.3 + np.eye(2 * K)
+            G = A @ A.T / (2 * K)
+            y = CM.pack(sp, G[:K, :K], G[:K, K:])
+            f(0.0, y)
+            reps = 200 if act == "erf" else 20
+            t0 = time.perf_counter()
+            for _ in range(reps):
+                f(0.0, y)
+            rows.append((act, f"{K}", fmt_t((time.perf_counter() - t0) / reps)))
+    table("   committee ODE: one right-hand side (sgd)", ("activation", "K = M", "time"), rows)
+    Q0, R0 = SC.initial_overlaps(2, 2, N=1000, seed=0, scale=1.0)
+    t0 = time.perf_counter()
+    CM.integrate("sgd", "erf", hidden=2, teachers=2, lr=1.0, Q0=Q0, R0=R0, t_max=300)
+    print(f"   plateau trajectory (erf, K = M = 2, t = 300, DOP853 rtol 1e-8): "
+          f"{time.perf_counter() - t0:.2f} s")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--offline", action="store_true",
                     help="only section e (offline runner against the memory floor)")
+    ap.add_argument("--committee", action="store_true", help="only section f (committees)")
     a = ap.parse_args()
     import numba
 
     print(f"python {sys.version.split()[0]}, numba {numba.__version__}, "
           f"{numba.get_num_threads()} threads, cpu count {os.cpu_count()}")
+    if a.committee:
+        section_f(a.quick)
+        return
     if not a.offline:
         section_a(a.quick)
         section_b(a.quick)
         section_c()
         section_d(a.quick)
     fig1a_estimate(section_e(a.quick))
+    section_f(a.quick)
 
 
 if __name__ == "__main__":
