@@ -21,6 +21,8 @@ def add_args(s, *, simulate: bool = False) -> None:
                    help="committee machine: K student hidden units (1..16)")
     s.add_argument("--teachers", type=int, metavar="M",
                    help="committee machine: M teacher hidden units (1..16)")
+    s.add_argument("--train-second-layer", action="store_true",
+                   help="committee: train the student's second layer too (rate lr/N)")
     if simulate:
         s.add_argument("--exact-init", action="store_true",
                        help="committee: start from the overlaps dynamics uses, not at random")
@@ -33,7 +35,7 @@ def add_args(s, *, simulate: bool = False) -> None:
 
 def wanted(a) -> bool:
     """Did the command line ask for a committee machine?"""
-    return a.hidden is not None or a.teachers is not None
+    return a.hidden is not None or a.teachers is not None or a.train_second_layer
 
 
 def _sizes(a) -> tuple[int, int]:
@@ -92,7 +94,8 @@ def dynamics(a) -> int:
     tr = CM.integrate(method, a.activation, hidden=K, teachers=M, lr=a.lr, zeta=a.zeta,
                       Q0=Q0, R0=R0, gamma0=np.full(K, a.gamma_init) if normalized else None,
                       t_max=a.t_max, n_points=a.n_points, noise=getattr(a, "noise", 0.0) or 0.0,
-                      teacher=getattr(a, "teacher", None))
+                      teacher=getattr(a, "teacher", None),
+                      train_second_layer=a.train_second_layer)
     cols = _columns(tr.Q, tr.R, tr.gamma, tr.eps)
     if a.plot:
         from perceptron_theory.plotting import Plot, save, series
@@ -126,7 +129,7 @@ def simulate(a) -> int:
     res = SC.run(a.method, a.activation, hidden=K, teachers=M, N=a.N, lr=a.lr, t_max=a.t_max,
                  zeta=a.zeta, noise=a.noise, teacher=a.teacher, batch_size=a.batch_size,
                  gamma_init=a.gamma_init, n_points=a.n_points, seeds=a.seeds, seed=a.seed,
-                 **start)
+                 train_second_layer=a.train_second_layer, **start)
     with np.errstate(all="ignore"):
         cols = {k: np.nanmean(v, axis=0) for k, v in
                 _columns(res.Q, res.R, None if a.method == "sgd" else res.gamma,

@@ -208,7 +208,8 @@ def test_ode_matches_simulation_relu_noise_unequal(activation, noise, K, M):
 @pytest.mark.parametrize("method", ["sgd", "wn-decay", "bn"])
 def test_step_is_minus_lr_times_the_autograd_gradient(method):
     """One step of the numba kernel equals -lr * grad of the summed batch loss computed by
-    torch autograd on the same batch (the weights; gamma and beta at rate lr/N), to 1e-10:
+    torch autograd on the same batch (the weights; gamma, beta and the trained second layer
+    v at rate lr/N), to 1e-10:
     the backward pass through the weight norm and the batch statistics is right."""
     torch = pytest.importorskip("torch")
     from perceptron_theory.simulate import kernels as KK
@@ -224,11 +225,11 @@ def test_step_is_minus_lr_times_the_autograd_gradient(method):
     rm, rv = np.zeros(Kh), np.ones(Kh)
     X, lam, nu, y, G = (np.empty((B, N)), np.empty((B, Kh)), np.empty((B, M)), np.empty(B),
                         np.empty((B, Kh)))
-    W1, g1, b1 = W.copy(), gamma.copy(), beta.copy()
-    SC._step(code, 2, 2, W1, Ws, v, vs, g1, b1, rm, rv, X, lam, nu, y, G, lr,
-             zeta if method != "sgd" else 0.0, 0.3, seed_state(3, 1), 1.0 / N)
+    W1, g1, b1, v1 = W.copy(), gamma.copy(), beta.copy(), v.copy()
+    SC._step(code, 2, 2, W1, Ws, v1, vs, g1, b1, rm, rv, X, lam, nu, y, G, lr,
+             zeta if method != "sgd" else 0.0, 0.3, seed_state(3, 1), 1.0 / N, True)
     t = {k: torch.tensor(a, dtype=torch.float64, requires_grad=True)
-         for k, a in (("W", W), ("g", gamma), ("b", beta))}
+         for k, a in (("W", W), ("g", gamma), ("b", beta), ("v", v))}
     Xt, yt = torch.tensor(X), torch.tensor(y)
     lam_t = Xt @ t["W"].T
     if method == "sgd":
@@ -239,13 +240,32 @@ def test_step_is_minus_lr_times_the_autograd_gradient(method):
         mu = lam_t.mean(0)
         var = ((lam_t - mu) ** 2).mean(0)
         s = t["g"] * (lam_t - mu) / torch.sqrt(var + KK.BN_EPS) + t["b"]
-    out = (torch.erf(s / np.sqrt(2)) * torch.tensor(v)).sum(1)
+    out = (torch.erf(s / np.sqrt(2)) * t["v"]).sum(1)
     loss = 0.5 * ((yt - out) ** 2).sum()
     if method != "sgd":
         loss = loss + B * zeta / 2 * (t["g"] ** 2).sum()
     loss.backward()
     np.testing.assert_allclose(W1, W - lr * t["W"].grad.numpy(), rtol=0, atol=1e-10)
+    np.testing.assert_allclose(v1, v - lr / N * t["v"].grad.numpy(), rtol=0, atol=1e-12)
     if method != "sgd":
         np.testing.assert_allclose(g1, gamma - lr / N * t["g"].grad.numpy(), atol=1e-12)
     if method == "bn":
         np.testing.assert_allclose(b1, beta - lr / N * t["b"].grad.numpy(), atol=1e-12)
+
+
+@pytest.mark.parametrize("method", ["sgd", "wn"])
+def test_trained_second_layer_ode_matches_simulation(method):
+    """A trained second layer (rate lr/N): the ODE's v(t), Q, R against the seed means of
+    the simulation at N = 2000 (12 seeds, 4 SE + 2/N), erf, K = 3 students, M = 2
+    teachers, starting from v = (0.5, 0.5, 0.5)."""
+    Q3 = np.array([[0.6, 0.1, 0.0], [0.1, 0.5, 0.05], [0.0, 0.05, 0.4]])
+    R3 = np.array([[0.2, 0.1], [0.0, 0.3], [0.1, 0.1]])
+    kw = dict(hidden=3, teachers=2, lr=0.6, Q0=Q3, R0=R3, v=[0.5, 0.5, 0.5],
+              train_second_layer=True)
+    N, S = 2000, 12
+    r = SC.run(method, "erf", N=N, t_max=4, seeds=S, n_points=3, n_test=100, **kw)
+    tr = CM.integrate(method, "erf", t_max=4, n_points=3, **kw)
+    assert np.all(np.abs(tr.v[-1] - 0.5) > 0.01)  # the second layer did move
+    for sim, ode in ((r.Q, tr.Q), (r.R, tr.R), (r.v, tr.v)):
+        m, se = sim.mean(0), sim.std(0, ddof=1) / np.sqrt(S)
+        assert np.all(np.abs(m - ode)[1:] <= 4 * se[1:] + 2.0 / N), (m - ode) / se

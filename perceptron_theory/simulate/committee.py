@@ -89,8 +89,9 @@ def _init_weights(state, T_chol, A, Bmat, scale, W, Ws):
 # --------------------------------------------------------------------------------- step
 @njit(cache=True)
 def _step(code, act, tact, W, Ws, v, vs, gamma, beta, rmean, rvar, X, lam, nu, y, G, lr,
-          zeta, noise_std, state, inv_n):
-    """One SGD step on a fresh batch ``X`` (B, N) of all K units (state in place)."""
+          zeta, noise_std, state, inv_n, train_v=False):
+    """One SGD step on a fresh batch ``X`` (B, N) of all K units (state in place); with
+    ``train_v`` the second layer ``v`` too, at the scalars' rate ``lr/N``."""
     B, N = X.shape
     Kh = W.shape[0]
     M = Ws.shape[0]
@@ -141,10 +142,16 @@ def _step(code, act, tact, W, Ws, v, vs, gamma, beta, rmean, rvar, X, lam, nu, y
             G[b, k] = s
             out += v[k] * K_.act(act, s)
         delta[b] = y[b] - out
-    # G[b, k] = v_k g'(s_bk) delta_b = -d(sum l)/ds_bk
+    # G[b, k] = v_k g'(s_bk) delta_b = -d(sum l)/ds_bk; dv_k = -d(sum l)/dv_k
+    dv = np.zeros(Kh)
     for b in range(B):
         for k in range(Kh):
+            if train_v:
+                dv[k] += K_.act(act, G[b, k]) * delta[b]
             G[b, k] = v[k] * K_.dact(act, G[b, k]) * delta[b]
+    if train_v:
+        for k in range(Kh):
+            v[k] += lr * inv_n * dv[k]
     for k in range(Kh):
         if code == 0:
             for b in range(B):
@@ -179,8 +186,9 @@ def _step(code, act, tact, W, Ws, v, vs, gamma, beta, rmean, rvar, X, lam, nu, y
 
 
 @njit(cache=True, parallel=True)
-def _run_seeds(code, act, tact, seeds, N, B, n_steps_at, T_chol, A, Bmat, scale, v, vs,
-               gamma0, lr, zeta, noise_std, Q_out, R_out, g_out, b_out, rm_out, rv_out):
+def _run_seeds(code, act, tact, seeds, N, B, n_steps_at, T_chol, A, Bmat, scale, v0, vs,
+               gamma0, lr, zeta, noise_std, train_v, Q_out, R_out, g_out, b_out, rm_out, rv_out,
+               v_out):
     """All seeds (in parallel, one stream each): record after ``n_steps_at[r]`` steps."""
     Kh = A.shape[0]
     M = A.shape[1]
@@ -192,6 +200,7 @@ def _run_seeds(code, act, tact, seeds, N, B, n_steps_at, T_chol, A, Bmat, scale,
         _init_weights(st, T_chol, A, Bmat, scale, W, Ws)
         st = seed_state(seeds[i], 1)
         gamma = gamma0.copy()
+        v = v0.copy()
         beta = np.zeros(Kh)
         rmean = np.zeros(Kh)
         rvar = np.ones(Kh)
@@ -205,13 +214,13 @@ def _run_seeds(code, act, tact, seeds, N, B, n_steps_at, T_chol, A, Bmat, scale,
         for r in range(n_steps_at.shape[0]):
             while not dead and done < n_steps_at[r]:
                 _step(code, act, tact, W, Ws, v, vs, gamma, beta, rmean, rvar, X, lam, nu, y,
-                      G, lr, zeta, noise_std, st, inv_n)
+                      G, lr, zeta, noise_std, st, inv_n, train_v)
                 done += 1
                 if done % 64 == 0 or done == n_steps_at[r]:
                     big = 0.0
                     for k in range(Kh):
                         q = np.dot(W[k], W[k]) * inv_n
-                        big = max(big, q, gamma[k] * gamma[k], beta[k] * beta[k])
+                        big = max(big, q, gamma[k] * gamma[k], beta[k] * beta[k], v[k] * v[k])
                     if not (big < DIVERGENCE_BOUND):
                         dead = True
             if dead:
@@ -221,6 +230,7 @@ def _run_seeds(code, act, tact, seeds, N, B, n_steps_at, T_chol, A, Bmat, scale,
                 b_out[i, r] = np.nan
                 rm_out[i, r] = np.nan
                 rv_out[i, r] = np.nan
+                v_out[i, r] = np.nan
                 continue
             for k in range(Kh):
                 for l in range(Kh):
@@ -231,6 +241,7 @@ def _run_seeds(code, act, tact, seeds, N, B, n_steps_at, T_chol, A, Bmat, scale,
             b_out[i, r] = beta
             rm_out[i, r] = rmean
             rv_out[i, r] = rvar
+            v_out[i, r] = v
 
 
 # ------------------------------------------------------------------------------ results
@@ -238,7 +249,8 @@ def _run_seeds(code, act, tact, seeds, N, B, n_steps_at, T_chol, A, Bmat, scale,
 class CommitteeResult(PlainDict):
     """Records of :func:`run`, per seed (axis 0) and time (axis 1): ``Q`` (S, n, K, K),
     ``R`` (S, n, K, M), ``gamma``, ``beta``, ``running_mean``, ``running_var`` (S, n, K),
-    ``eps`` (S, n) the measured test error; NaN from a seed's divergence on."""
+    ``v`` (S, n, K) the student's second layer, ``eps`` (S, n) the measured test error; NaN
+    from a seed's divergence on."""
 
     method: str
     activation: str
@@ -256,6 +268,7 @@ class CommitteeResult(PlainDict):
     beta: np.ndarray
     running_mean: np.ndarray
     running_var: np.ndarray
+    v: np.ndarray
     eps: np.ndarray
 
     @property
@@ -305,8 +318,9 @@ def initial_overlaps(hidden: int, teachers: int, *, N: int, seed: int = 0, scale
 def run(method: str, activation: str, *, hidden: int, teachers: int, N: int, lr: float,
         t_max: float, zeta: float = 0.0, noise: float = 0.0, teacher: str | None = None,
         batch_size: int = 1, Q0=None, R0=None, init_scale: float | None = None,
-        gamma_init=1.0, T=None, v=None, v_star=None, n_points: int = 51, times=None,
-        seeds=1, seed: int = 0, n_test: int = 20_000) -> CommitteeResult:
+        gamma_init=1.0, T=None, v=None, v_star=None, train_second_layer: bool = False,
+        n_points: int = 51, times=None, seeds=1, seed: int = 0,
+        n_test: int = 20_000) -> CommitteeResult:
     """Simulate online SGD of a soft committee machine for ``seeds`` independent runs.
 
     Parameters
@@ -335,7 +349,11 @@ def run(method: str, activation: str, *, hidden: int, teachers: int, N: int, lr:
     gamma_init : float or array_like
         Initial scales (normalized methods).
     T, v, v_star : array_like, optional
-        Teacher overlaps (M, M, default identity), second layers (default ones).
+        Teacher overlaps (M, M, default identity), second layers (default ones; ``v`` the
+        initial one when trained).
+    train_second_layer : bool
+        Train ``v`` too, with rate ``lr/N`` (as
+        :func:`perceptron_theory.theory.committee.integrate`).
     n_points, times
         Record at ``n_points`` equally spaced times in [0, t_max] or at ``times``.
     seeds, seed
@@ -397,20 +415,20 @@ def run(method: str, activation: str, *, hidden: int, teachers: int, N: int, lr:
     S, n = seeds.size, steps.size
     Q = np.empty((S, n, Kh, Kh))
     R = np.empty((S, n, Kh, M))
-    g, be, rm, rv = (np.empty((S, n, Kh)) for _ in range(4))
+    g, be, rm, rv, vv = (np.empty((S, n, Kh)) for _ in range(5))
     codes = K_.ACTIVATION_CODES
     _run_seeds(_METHOD_CODES[method], codes[activation], codes[teacher], seeds, N, B, steps,
-               T_chol, A, Bm, scale, v, vs, gamma0, lr, zeta, math.sqrt(noise), Q, R, g, be,
-               rm, rv)
+               T_chol, A, Bm, scale, v, vs, gamma0, lr, zeta, math.sqrt(noise),
+               bool(train_second_layer), Q, R, g, be, rm, rv, vv)
     eps = np.full((S, n), np.nan)
     for i, s in enumerate(seeds):
         Z = np.random.default_rng([int(s), 7]).standard_normal((n_test, Kh + M))
         for r in range(n):
             if np.all(np.isfinite(Q[i, r])):
-                eps[i, r] = test_error(method, activation, teacher, Q[i, r], R[i, r], T, v, vs,
-                                       g[i, r], be[i, r], rm[i, r], rv[i, r], Z)
+                eps[i, r] = test_error(method, activation, teacher, Q[i, r], R[i, r], T,
+                                       vv[i, r], vs, g[i, r], be[i, r], rm[i, r], rv[i, r], Z)
     return CommitteeResult(method, activation, teacher, N, B, lr, zeta, noise, seeds,
-                           steps * B / N, Q, R, g, be, rm, rv, eps)
+                           steps * B / N, Q, R, g, be, rm, rv, vv, eps)
 
 
 def _shaped(name: str, value, shape: tuple) -> np.ndarray:

@@ -114,6 +114,7 @@ class Spec:
     T: np.ndarray
     v: np.ndarray
     v_star: np.ndarray
+    second_layer: bool = False
 
     @property
     def normalized(self) -> bool:
@@ -121,13 +122,15 @@ class Spec:
 
     @property
     def n_state(self) -> int:
-        """Length of the ODE state: Q (upper triangle), R, and gamma when normalized."""
+        """Length of the ODE state: Q (upper triangle), R, gamma when normalized, and v when
+        the second layer is trained."""
         K, M = self.K, self.M
-        return K * (K + 1) // 2 + K * M + (K if self.normalized else 0)
+        return (K * (K + 1) // 2 + K * M + (K if self.normalized else 0)
+                + (K if self.second_layer else 0))
 
 
 def spec(method: str, activation: str, hidden: int, teachers: int, *, teacher: str | None = None,
-         T=None, v=None, v_star=None) -> Spec:
+         T=None, v=None, v_star=None, train_second_layer: bool = False) -> Spec:
     """Check and pack the machine of :func:`integrate` (arguments as there)."""
     method = check_choice("method", method, METHODS)
     activation = check_choice("activation", activation, ACTIVATIONS)
@@ -141,7 +144,7 @@ def spec(method: str, activation: str, hidden: int, teachers: int, *, teacher: s
     v = np.ones(K) if v is None else _shaped("v", v, (K,))
     v_star = np.ones(M) if v_star is None else _shaped("v_star", v_star, (M,))
     return Spec(method, activation, teacher, K, M, np.array(T, float), np.array(v, float),
-                np.array(v_star, float))
+                np.array(v_star, float), bool(train_second_layer))
 
 
 # ------------------------------------------------------------------------------- state
@@ -150,12 +153,15 @@ def _tri(K: int) -> tuple[np.ndarray, np.ndarray]:
     return np.triu_indices(K)
 
 
-def pack(sp: Spec, Q, R, gamma=None) -> np.ndarray:
-    """The ODE state vector of ``(Q, R, gamma)`` (Q symmetric, shape=(K, K))."""
+def pack(sp: Spec, Q, R, gamma=None, v=None) -> np.ndarray:
+    """The ODE state vector of ``(Q, R, gamma, v)`` (Q symmetric, shape=(K, K); ``v`` only
+    when the second layer is trained, default ``sp.v``)."""
     iu = _tri(sp.K)
     parts = [np.asarray(Q, float)[iu], np.asarray(R, float).ravel()]
     if sp.normalized:
         parts.append(np.asarray(gamma, float))
+    if sp.second_layer:
+        parts.append(np.asarray(sp.v if v is None else v, float))
     return np.concatenate(parts)
 
 
@@ -169,8 +175,17 @@ def unpack(sp: Spec, y: np.ndarray):
     Q[..., iu[0], iu[1]] = y[..., :nq]
     Q[..., iu[1], iu[0]] = y[..., :nq]
     R = y[..., nq:nq + K * M].reshape(*y.shape[:-1], K, M)
-    gamma = y[..., nq + K * M:] if sp.normalized else None
+    gamma = y[..., nq + K * M:nq + K * M + K] if sp.normalized else None
     return Q, R, gamma
+
+
+def second_layer(sp: Spec, y: np.ndarray) -> np.ndarray:
+    """The student's second layer ``v`` at states ``y`` (..., K): the state's last K entries
+    when trained, else ``sp.v``."""
+    y = np.asarray(y, float)
+    if sp.second_layer:
+        return y[..., -sp.K:]
+    return np.broadcast_to(sp.v, (*y.shape[:-1], sp.K))
 
 
 # --------------------------------------------------------------------------- integrals
@@ -225,11 +240,12 @@ def _covariance(sp: Spec, Q, R, gamma) -> np.ndarray:
     return C
 
 
-def _moments(sp: Spec, ix: _Index, C: np.ndarray, noise: float):
-    """``A`` (K, M), ``B`` (K, K), ``D`` (K, K) of the module docstring at covariance ``C``."""
+def _moments(sp: Spec, ix: _Index, C: np.ndarray, noise: float, v: np.ndarray):
+    """``A`` (K, M), ``B`` (K, K), ``D`` (K, K) of the module docstring at covariance ``C``
+    and second layer ``v``."""
     g, gs = sp.activation, sp.teacher
     M = sp.M
-    cs, ct = -sp.v, sp.v_star
+    cs, ct = -v, sp.v_star
     # C is PSD by construction (a Gram matrix of the ODE state): skip the integrals' check
     i3 = (_ci.I3(_sub(C, ix.i3_s), g, g, check=False) @ cs
           + _ci.I3(_sub(C, ix.i3_t), g, gs, check=False) @ ct)
@@ -242,17 +258,19 @@ def _moments(sp: Spec, ix: _Index, C: np.ndarray, noise: float):
     return A, B, D
 
 
-def generalization_error(sp: Spec, Q, R, gamma=None) -> np.ndarray:
+def generalization_error(sp: Spec, Q, R, gamma=None, v=None) -> np.ndarray:
     """:math:`\\epsilon` (unhalved, no label noise) at order parameters ``Q`` (..., K, K),
-    ``R`` (..., K, M) and, when normalized, ``gamma`` (..., K)."""
+    ``R`` (..., K, M), when normalized ``gamma`` (..., K), and second layer ``v`` (..., K;
+    default ``sp.v``)."""
     Q, R = np.asarray(Q, float), np.asarray(R, float)
     lead = Q.shape[:-2]
+    v = np.broadcast_to(sp.v if v is None else np.asarray(v, float), (*lead, sp.K))
     out = np.empty(lead)
     ix = _index(sp.K, sp.M)
     for i in np.ndindex(*lead):
         C = _covariance(sp, Q[i], R[i], None if gamma is None else np.asarray(gamma)[i])
         g, gs = sp.activation, sp.teacher
-        cs, ct = -sp.v, sp.v_star
+        cs, ct = -v[i], sp.v_star
         # PSD by construction (up to the solver's rounding near |R| = L): no check
         out[i] = (cs @ _ci.I2(_sub(C, ix.e_ss), g, g, check=False) @ cs
                   + 2 * cs @ _ci.I2(_sub(C, ix.e_st), g, gs, check=False) @ ct
@@ -264,11 +282,17 @@ def rhs(sp: Spec, lr: float, zeta: float = 0.0, noise: float = 0.0):
     """``f(t, y)`` of the ODE system for :func:`scipy.integrate.solve_ivp` (state :func:`pack`)."""
     ix = _index(sp.K, sp.M)
     iu = _tri(sp.K)
-    v = sp.v
 
     def f(t, y):
         Q, R, gamma = unpack(sp, y)
-        A, B, D = _moments(sp, ix, _covariance(sp, Q, R, gamma), noise)
+        v = second_layer(sp, y)
+        C = _covariance(sp, Q, R, gamma)
+        A, B, D = _moments(sp, ix, C, noise, v)
+        dv = []
+        if sp.second_layer:  # dv_k/dt = lr E[g(s_k) delta]
+            g, gs = sp.activation, sp.teacher
+            dv = [lr * (_ci.I2(_sub(C, ix.e_st), g, gs, check=False) @ sp.v_star
+                        - _ci.I2(_sub(C, ix.e_ss), g, g, check=False) @ v)]
         if sp.normalized:
             L2 = np.diag(Q)
             a = gamma / np.sqrt(L2)
@@ -278,11 +302,11 @@ def rhs(sp: Spec, lr: float, zeta: float = 0.0, noise: float = 0.0):
             P = av[:, None] * (B - Q * (Bd / L2)[:, None])
             dQ = lr * (P + P.T) + lr ** 2 * np.outer(av, av) * D
             dg = lr * (v * Bd / np.sqrt(L2) - zeta * gamma)
-            return np.concatenate([dQ[iu], dR.ravel(), dg])
+            return np.concatenate([dQ[iu], dR.ravel(), dg, *dv])
         dR = lr * v[:, None] * A
         P = v[:, None] * B
         dQ = lr * (P + P.T) + lr ** 2 * np.outer(v, v) * D
-        return np.concatenate([dQ[iu], dR.ravel()])
+        return np.concatenate([dQ[iu], dR.ravel(), *dv])
 
     return f
 
@@ -304,6 +328,7 @@ class CommitteeTrajectory(PlainDict):
     Q: np.ndarray
     R: np.ndarray
     gamma: np.ndarray | None
+    v: np.ndarray | None
     eps: np.ndarray
     diverged: bool
     t_diverged: float | None
@@ -313,7 +338,8 @@ class CommitteeTrajectory(PlainDict):
 
 def integrate(method: str, activation: str, *, hidden: int, teachers: int, lr: float,
               Q0, R0, gamma0=None, zeta: float = 0.0, noise: float = 0.0,
-              teacher: str | None = None, T=None, v=None, v_star=None, t_max: float = 100.0,
+              teacher: str | None = None, T=None, v=None, v_star=None,
+              train_second_layer: bool = False, t_max: float = 100.0,
               n_points: int = 201, rtol: float = 1e-8, atol: float = 1e-10,
               blowup: float = 1e6) -> CommitteeTrajectory:
     """Integrate the committee-machine ODEs of the module docstring (``solve_ivp``, DOP853).
@@ -341,12 +367,18 @@ def integrate(method: str, activation: str, *, hidden: int, teachers: int, lr: f
     zeta, noise : float
         Gamma decay (normalized methods) and label-noise variance S, >= 0.
     T, v, v_star : array_like, optional
-        Teacher overlaps (M, M), default identity; second layers, default ones.
+        Teacher overlaps (M, M), default identity; second layers, default ones (``v``: the
+        initial one when trained).
+    train_second_layer : bool
+        Train the student's second layer too, :math:`\\Delta v_k = (\\eta/N) g(s_k)\\delta`
+        (the rate of the scalars, so :math:`dv_k/dt = \\eta E[g(s_k)\\delta]`, Goldt et al.
+        2019 with :math:`\\eta_v = \\eta`).
     t_max, n_points, rtol, atol, blowup
         Final time (in N steps), output points, solver tolerances, divergence bound on
         :math:`|Q|, |\\gamma|`.
     """
-    sp = spec(method, activation, hidden, teachers, teacher=teacher, T=T, v=v, v_star=v_star)
+    sp = spec(method, activation, hidden, teachers, teacher=teacher, T=T, v=v, v_star=v_star,
+              train_second_layer=train_second_layer)
     lr = check_real("lr", lr, 0.0, LR_MAX, lo_open=True)
     zeta = check_real("zeta", zeta, 0.0)
     if method == "wn" and zeta:
@@ -392,15 +424,18 @@ def integrate(method: str, activation: str, *, hidden: int, teachers: int, lr: f
                          f"t={exc.args[0]:.4g} of t_max={t_max:g} (lr={lr:g}); lower lr or "
                          f"t_max") from None
     Q, R, gamma = unpack(sp, sol.y.T)
+    v_t = second_layer(sp, sol.y.T) if sp.second_layer else None
     finite = np.all(np.isfinite(sol.y), axis=0)
     t_div = float(sol.t_events[0][0]) if sol.t_events and len(sol.t_events[0]) else None
     diverged = bool(sol.status == 1 or not np.all(finite))
     eps = np.full(sol.t.shape, np.nan)
     ok = finite & np.all(np.diagonal(Q, axis1=-2, axis2=-1) > 0, axis=-1)
     if np.any(ok):
-        eps[ok] = generalization_error(sp, Q[ok], R[ok], None if gamma is None else gamma[ok])
+        eps[ok] = generalization_error(sp, Q[ok], R[ok], None if gamma is None else gamma[ok],
+                                       None if v_t is None else v_t[ok])
     return CommitteeTrajectory(method, activation, sp.teacher, lr, zeta, noise, sol.t, Q, R,
-                               gamma, eps, diverged, t_div, int(sol.status), str(sol.message))
+                               gamma, v_t, eps, diverged, t_div, int(sol.status),
+                               str(sol.message))
 
 
 class _TooStiff(Exception):
