@@ -34,6 +34,7 @@ FIGURES = {
     "lr_limits": "paper_figures.lr_limits",
     "fig1a": "paper_figures.fig1a",
     "committee_bn": "paper_figures.committee_bn",
+    "committee_lr": "paper_figures.committee_lr",
     "fig1b": "paper_figures.fig1b",
     "ode_vs_sim": "paper_figures.ode_vs_sim",
     "l_f2ef": "paper_figures.l_f2ef",

@@ -44,7 +44,8 @@ from perceptron_theory._io import PlainDict
 from perceptron_theory.simulate import kernels as K_
 from perceptron_theory.simulate._rng import fill_normal, seed_state
 
-__all__ = ["METHODS", "CommitteeResult", "run", "initial_overlaps", "test_error"]
+__all__ = ["METHODS", "CommitteeResult", "run", "initial_overlaps", "test_error",
+           "empirical_lr_max"]
 
 METHODS = ("sgd", "wn-decay", "wn", "bn")
 MAX_UNITS = 16
@@ -187,8 +188,8 @@ def _step(code, act, tact, W, Ws, v, vs, gamma, beta, rmean, rvar, X, lam, nu, y
 
 @njit(cache=True, parallel=True)
 def _run_seeds(code, act, tact, seeds, N, B, n_steps_at, T_chol, A, Bmat, scale, v0, vs,
-               gamma0, lr, zeta, noise_std, train_v, Q_out, R_out, g_out, b_out, rm_out, rv_out,
-               v_out):
+               gamma0, lr, zeta, noise_std, train_v, freeze_L, Q_out, R_out, g_out, b_out, rm_out,
+               rv_out, v_out):
     """All seeds (in parallel, one stream each): record after ``n_steps_at[r]`` steps."""
     Kh = A.shape[0]
     M = A.shape[1]
@@ -199,6 +200,9 @@ def _run_seeds(code, act, tact, seeds, N, B, n_steps_at, T_chol, A, Bmat, scale,
         Ws = np.empty((M, N))
         _init_weights(st, T_chol, A, Bmat, scale, W, Ws)
         st = seed_state(seeds[i], 1)
+        L0 = np.empty(Kh)
+        for k in range(Kh):
+            L0[k] = math.sqrt(np.dot(W[k], W[k]) * inv_n)
         gamma = gamma0.copy()
         v = v0.copy()
         beta = np.zeros(Kh)
@@ -215,6 +219,9 @@ def _run_seeds(code, act, tact, seeds, N, B, n_steps_at, T_chol, A, Bmat, scale,
             while not dead and done < n_steps_at[r]:
                 _step(code, act, tact, W, Ws, v, vs, gamma, beta, rmean, rvar, X, lam, nu, y,
                       G, lr, zeta, noise_std, st, inv_n, train_v)
+                if freeze_L:  # lengths back to the start's (normalized units: same outputs)
+                    for k in range(Kh):
+                        W[k] *= L0[k] / math.sqrt(np.dot(W[k], W[k]) * inv_n)
                 done += 1
                 if done % 64 == 0 or done == n_steps_at[r]:
                     big = 0.0
@@ -319,7 +326,7 @@ def run(method: str, activation: str, *, hidden: int, teachers: int, N: int, lr:
         t_max: float, zeta: float = 0.0, noise: float = 0.0, teacher: str | None = None,
         batch_size: int = 1, Q0=None, R0=None, init_scale: float | None = None,
         gamma_init=1.0, T=None, v=None, v_star=None, train_second_layer: bool = False,
-        n_points: int = 51, times=None, seeds=1, seed: int = 0,
+        freeze_L: bool = False, n_points: int = 51, times=None, seeds=1, seed: int = 0,
         n_test: int = 20_000) -> CommitteeResult:
     """Simulate online SGD of a soft committee machine for ``seeds`` independent runs.
 
@@ -354,6 +361,10 @@ def run(method: str, activation: str, *, hidden: int, teachers: int, N: int, lr:
     train_second_layer : bool
         Train ``v`` too, with rate ``lr/N`` (as
         :func:`perceptron_theory.theory.committee.integrate`).
+    freeze_L : bool
+        Normalized methods: rescale every :math:`w_k` to its initial length after each
+        step, so the effective rate :math:`\\eta\\gamma_k/L_k^2` stays what it was set to
+        (the outputs do not depend on :math:`|w_k|`).
     n_points, times
         Record at ``n_points`` equally spaced times in [0, t_max] or at ``times``.
     seeds, seed
@@ -377,6 +388,9 @@ def run(method: str, activation: str, *, hidden: int, teachers: int, N: int, lr:
     noise = check_real("noise", noise, 0.0)
     B = check_int("batch_size", batch_size, 2 if method == "bn" else 1)
     n_test = check_int("n_test", n_test, 1, 10_000_000)
+    if freeze_L and method == "sgd":
+        raise ValueError("freeze_L is for the normalized methods (wn-decay, wn, bn): the "
+                         "plain student's output depends on |w|")
     T = np.eye(M) if T is None else _shaped("T", T, (M, M))
     try:
         T_chol = np.linalg.cholesky(T)
@@ -419,7 +433,7 @@ def run(method: str, activation: str, *, hidden: int, teachers: int, N: int, lr:
     codes = K_.ACTIVATION_CODES
     _run_seeds(_METHOD_CODES[method], codes[activation], codes[teacher], seeds, N, B, steps,
                T_chol, A, Bm, scale, v, vs, gamma0, lr, zeta, math.sqrt(noise),
-               bool(train_second_layer), Q, R, g, be, rm, rv, vv)
+               bool(train_second_layer), bool(freeze_L), Q, R, g, be, rm, rv, vv)
     eps = np.full((S, n), np.nan)
     for i, s in enumerate(seeds):
         Z = np.random.default_rng([int(s), 7]).standard_normal((n_test, Kh + M))
@@ -436,3 +450,56 @@ def _shaped(name: str, value, shape: tuple) -> np.ndarray:
     if a.shape != tuple(shape):
         raise ValueError(f"{name} must have shape {tuple(shape)}; got {a.shape}")
     return a
+
+
+def empirical_lr_max(method: str, activation: str, hidden: int, *, N: int,
+                     batch_size: int = 1, zeta: float = 0.0, tol: float = 0.05,
+                     t_max: float = 50.0, R_init: float = 0.95, seeds: int = 4, seed: int = 0,
+                     lr_start: float = 1.0, rel_tol: float = 0.02,
+                     max_evaluations: int = 40) -> dict:
+    """Largest rate at which a K = M committee stays learned, by bisection (as
+    :func:`perceptron_theory.simulate.max_lr.empirical_max_lr` for one unit).
+
+    Start: unit k on teacher k with normalized overlap ``R_init`` (``Q = I``,
+    ``R = R_init I``), gamma = 1, the lengths frozen (normalized methods). A rate passes when
+    no seed diverges within ``t_max`` and the median over seeds of
+    :math:`\\min_k R_{kk}/L_k` at ``t_max`` exceeds ``1 - tol``. Returns ``lr_max`` (the
+    geometric mean of the final bracket), the bracket and every evaluation. With L = gamma
+    = 1 the effective rate is ``lr_max``. The criterion is a threshold on R: where the
+    learned state slides off R = 1 continuously (gamma decay, batch noise) it measures where
+    ``1 - R`` reaches ``tol``, not a loss of stability.
+    """
+    from perceptron_theory.simulate.max_lr import _bracket
+
+    tol = check_real("tol", tol, 0.0, 1.0, lo_open=True, hi_open=True)
+    rel_tol = check_real("rel_tol", rel_tol, 0.0, 1.0, lo_open=True, hi_open=True)
+    R_init = check_real("R_init", R_init, 0.0, 1.0)
+    lr = check_real("lr_start", lr_start, 1e-6, 1e6)
+    max_evaluations = check_int("max_evaluations", max_evaluations, 2)
+    K = check_int("hidden", hidden, 1, MAX_UNITS)
+    evals = []
+
+    class _Stop(Exception):
+        pass
+
+    def trial(x):
+        if len(evals) >= max_evaluations:
+            raise _Stop
+        r = run(method, activation, hidden=K, teachers=K, N=N, lr=x, t_max=t_max, zeta=zeta,
+                batch_size=batch_size, Q0=np.eye(K), R0=R_init * np.eye(K), seeds=seeds,
+                seed=seed, freeze_L=method != "sgd", times=[t_max], n_test=1)
+        Rn = np.diagonal(r.R[:, -1], axis1=-2, axis2=-1) / np.sqrt(
+            np.diagonal(r.Q[:, -1], axis1=-2, axis2=-1))
+        score = np.where(r.diverged, -np.inf, np.min(Rn, axis=-1))
+        med = float(np.median(score))
+        ok = bool(not r.diverged.any() and med > 1.0 - tol)
+        evals.append((float(x), ok, med, int(r.diverged.sum())))
+        return ok
+
+    try:
+        lo, hi = _bracket(trial, lr, rel_tol)
+    except _Stop:
+        return {"lr_max": float("nan"), "bracket": None, "evaluations": evals,
+                "converged": False}
+    return {"lr_max": math.sqrt(lo * hi), "bracket": (lo, hi), "evaluations": evals,
+            "converged": True}
