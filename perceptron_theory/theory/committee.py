@@ -64,6 +64,11 @@ their :math:`\eta/N` step written as our :math:`\eta` on :math:`x \sim N(0, I/N)
 :mod:`.dynamics` (a test checks it), whose length is :math:`L = \sqrt Q` and whose
 overlap is the normalized :math:`R/(L\sqrt T)`.
 
+A trained second layer (``train_second_layer``; Goldt et al. 2019, NeurIPS, with the
+second-layer rate equal to the first's) moves at the scalars' rate :math:`\eta/N`, so
+that :math:`dv_k/dt = \eta\,E[g(s_k)\,\delta] = \eta(\sum_n v^*_n I_2(s_k, \nu_n)
+- \sum_j v_j I_2(s_k, s_j))`, and ``v`` joins the state.
+
 Generalization error (unhalved, without label noise, the convention of :mod:`.integrals`):
 :math:`\epsilon = E[(\sum_n v^*_n g^*(\nu_n) - \sum_k v_k g(s_k))^2]
 = \sum_{b,b'} c_b c_{b'} I_2(f_b, f_{b'})`.
