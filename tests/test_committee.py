@@ -269,3 +269,38 @@ def test_trained_second_layer_ode_matches_simulation(method):
     for sim, ode in ((r.Q, tr.Q), (r.R, tr.R), (r.v, tr.v)):
         m, se = sim.mean(0), sim.std(0, ddof=1) / np.sqrt(S)
         assert np.all(np.abs(m - ode)[1:] <= 4 * se[1:] + 2.0 / N), (m - ode) / se
+
+
+# ------------------------------------------------------------------------ command line
+def test_cli_dynamics_and_simulate_committee(capsys, tmp_path):
+    """--hidden/--teachers route dynamics and simulate to the committee machine: the JSON
+    is the library's result for the same start; bad combinations exit 2 with one line."""
+    import json
+
+    from perceptron_theory.cli import main
+
+    rc = main(["dynamics", "--method", "wn-decay", "--activation", "erf", "--lr", "0.5",
+               "--zeta", "0.05", "--hidden", "2", "--teachers", "3", "--t-max", "5",
+               "--n-points", "3", "--R-init", "0.3", "--json", "--no-cache"])
+    d = json.loads(capsys.readouterr().out)
+    assert rc == 0
+    tr = CM.integrate("wn-decay", "erf", hidden=2, teachers=3, lr=0.5, zeta=0.05,
+                      Q0=np.eye(2), R0=0.3 * np.eye(2, 3), t_max=5, n_points=3)
+    np.testing.assert_allclose(d["eps"], tr.eps, rtol=1e-12)
+    png = tmp_path / "c.png"
+    rc = main(["simulate", "--online", "--method", "bn", "--activation", "erf", "--N", "200",
+               "--hidden", "2", "--teachers", "2", "--batch-size", "4", "--lr", "0.5",
+               "--t-max", "1", "--n-points", "2", "--seeds", "2", "--plot", str(png)])
+    out = capsys.readouterr().out
+    assert rc == 0 and "committee bn/erf K=2 M=2" in out
+    assert png.read_bytes()[:4] == b"\x89PNG"
+    for argv in (["simulate", "--method", "sgd", "--activation", "erf", "--N", "100",
+                  "--hidden", "2", "--lr", "0.5", "--alpha", "1", "--epochs", "2"],
+                 ["simulate", "--online", "--method", "pn", "--activation", "erf", "--N", "100",
+                  "--hidden", "2", "--lr", "0.5", "--t-max", "1"],
+                 ["dynamics", "--method", "sgd", "--activation", "erf", "--lr", "0.5",
+                  "--hidden", "0"]):
+        with pytest.raises(SystemExit) as e:
+            raise SystemExit(main(argv))
+        assert e.value.code == 2
+        assert len(capsys.readouterr().err.strip().splitlines()) == 1
