@@ -577,6 +577,7 @@ def sgd_branch(activation: str, lr, *, teacher: str | None = None, noise: float 
         raise ValueError("lr must be strictly increasing")
     q0 = _gamma0_root(activation, weight_decay, teacher)
     kw = dict(teacher=teacher, noise=noise, weight_decay=weight_decay)
+    from scipy import optimize as _optimize  # ~0.4 s: only where a root is needed
 
     def solve(eta, start):
         f = rhs("sgd", activation, eta, **kw)
