@@ -1,9 +1,9 @@
 """Scripts that redraw paper figures from :mod:`perceptron_theory`.
 
 Luo et al. (2019): ``lr_limits``, ``fig1a``, ``fig1b``, ``ode_vs_sim`` (theory and
-simulation) and ``l_f2ef`` (deep nets); beyond the papers, committee machines with
-normalized hidden units: ``committee_bn``, ``committee_lr``; Rao & Sohl-Dickstein (2020): ``r_f1``, ``r_f3``;
-Dauphin & Cubuk (2021): ``d_f2f3``, ``d_t3``. The deep-network figures reuse the runs
+simulation) and ``l_f2ef`` (deep nets); Rao & Sohl-Dickstein (2020): ``r_f1``, ``r_f3``;
+Dauphin & Cubuk (2021): ``d_f2f3``, ``d_t3``; beyond the papers, committee machines with
+normalized hidden units: ``committee_bn``, ``committee_lr``. The deep-network figures reuse the runs
 of the matching :mod:`validation` checks (cached per process).
 
 Each script is a tested user of the library (STYLE.md, guideline 11): constants at the

@@ -194,8 +194,8 @@ def main(out_dir="paper_figures_out", size: str = "full") -> list[Path]:
 
     ``size``: ``"tiny"`` uses few alphas and a 20-epoch N = 64 simulation (a smoke
     test); ``"full"`` simulates N = 1024 (several minutes); ``"paper"`` N = 4096, the
-    paper's scale (about half an hour on 2 cores; shipped in ``results/fig1a_N4096``). ``out_dir`` and the check of
-    ``size``: :func:`paper_figures._common.start`.
+    paper's scale (about half an hour on 2 cores; shipped in ``results/fig1a_N4096``).
+    ``out_dir`` and the check of ``size``: :func:`paper_figures._common.start`.
     """
     cfg, out = start(out_dir, size, SIZES)
     data = curves(_grid(cfg["n_alpha"]), cfg["n_opt"])
