@@ -185,7 +185,7 @@ def panels(d: dict) -> list[plotting.Plot]:
         if b is not None:
             ser.append(b)
     for m, rows in p["ode_eps"].items():
-        mean = np.nanmean(np.array([[np.nan if v is None else v for v in r] for r in rows]), 0)
+        mean = _common.mean_se(rows)[0]
         ser.append(s(f"{m} (ODE from the seeds' starts, mean)", t, mean, style="dashed"))
     p1 = plotting.Plot(f"(i) plateau, erf K = M = {K}, B = {BATCH}, lr = {LR}",
                        "t = samples / N", "eps (seed mean)", tuple(ser), yscale="log")

@@ -77,13 +77,16 @@ def check_choice(name: str, value, choices: Iterable[str]) -> str:
 
 
 def check_array(name: str, value, lo=None, hi=None, *, lo_open=False, hi_open=False,
-                min_size: int = 0) -> np.ndarray:
-    """Return ``value`` as a float ndarray whose entries are finite and in range."""
+                min_size: int = 0, shape: tuple | None = None) -> np.ndarray:
+    """Return ``value`` as a float ndarray whose entries are finite and in range (and of
+    ``shape`` when given)."""
     rng = _fmt_range(lo, hi, lo_open, hi_open)
     try:
         a = np.asarray(value, dtype=float)
     except (TypeError, ValueError):
         raise ValueError(f"{name} must be real numbers in {rng}, got {value!r}") from None
+    if shape is not None and a.shape != tuple(shape):
+        raise ValueError(f"{name} must have shape {tuple(shape)}; got {a.shape}")
     if a.size < min_size:
         raise ValueError(f"{name} must hold at least {min_size} values, got {a.size}")
     if not np.all(np.isfinite(a)):

@@ -78,7 +78,7 @@ def dynamics(a) -> int:
     K, M = _sizes(a)
     if a.freeze_L:
         raise ValueError("--freeze-L is not available for committee machines")
-    if getattr(a, "weight_decay", 0.0):
+    if a.weight_decay:
         raise ValueError("--weight-decay is not available for committee machines")
     if a.init_N is not None:
         from perceptron_theory._checks import check_int, check_real
@@ -89,12 +89,14 @@ def dynamics(a) -> int:
                                      scale=check_real("L_init", a.L_init, 0.0, lo_open=True))
     else:
         Q0, R0 = _exact_start(a, K, M)
-    method = "wn-decay" if a.method == "bn" else a.method
+    from perceptron_theory import vocabulary as _vocab
+
+    method = _vocab.resolve_method("dynamics", a.method)
     normalized = method != "sgd"
     tr = CM.integrate(method, a.activation, hidden=K, teachers=M, lr=a.lr, zeta=a.zeta,
                       Q0=Q0, R0=R0, gamma0=np.full(K, a.gamma_init) if normalized else None,
-                      t_max=a.t_max, n_points=a.n_points, noise=getattr(a, "noise", 0.0) or 0.0,
-                      teacher=getattr(a, "teacher", None),
+                      t_max=a.t_max, n_points=a.n_points, noise=a.noise,
+                      teacher=a.teacher,
                       train_second_layer=a.train_second_layer)
     cols = _columns(tr.Q, tr.R, tr.gamma, tr.eps)
     if a.plot:
@@ -119,7 +121,7 @@ def simulate(a) -> int:
     K, M = _sizes(a)
     if not a.online or a.t_max is None:
         raise ValueError("committee machines are simulated online: give --online --t-max T")
-    if getattr(a, "weight_decay", 0.0):
+    if a.weight_decay:
         raise ValueError("--weight-decay is not available for committee machines")
     if a.method not in SC.METHODS:
         raise ValueError(f"method must be one of {', '.join(SC.METHODS)} for committee "

@@ -73,6 +73,18 @@ _FAST = {"reassoc", "contract", "nsz", "arcp"}
 _SQRT2_PI = math.sqrt(2.0 / math.pi)
 
 
+def numpy_act(activation: str):
+    """g as a numpy function of arrays, for read-outs outside the kernels (the same three
+    activations as :func:`act`)."""
+    if activation == "linear":
+        return lambda x: x
+    if activation == "relu":
+        return lambda x: np.maximum(x, 0.0)
+    from scipy.special import erf
+
+    return lambda x: erf(x / _SQRT2)
+
+
 @njit(cache=True, inline="always")
 def act(code, x):
     """g(x) for activation ``code``."""

@@ -313,7 +313,6 @@ def exact_test_error(student: str, teacher: str, q2, c, a, b, *, n_nodes: int = 
     Gauss-Hermite quadrature with ``n_nodes``^2 points (error < 1e-6 for smooth
     activations, ~1e-5 with a ReLU kink).
     """
-    from scipy.special import erf
     from scipy.stats import norm
 
     q2, c, a, b = np.broadcast_arrays(*(np.asarray(v, float) for v in (q2, c, a, b)))
@@ -326,8 +325,7 @@ def exact_test_error(student: str, teacher: str, q2, c, a, b, *, n_nodes: int = 
         z = b / sd
         Phi, phi = norm.cdf(z), norm.pdf(z)
         return 1.0 - 2.0 * cts * Phi + (b * b + v) * Phi + b * sd * phi
-    g = {"linear": lambda x: x, "relu": lambda x: np.maximum(x, 0.0),
-         "erf": lambda x: erf(x / math.sqrt(2.0))}
+    g = {name: K.numpy_act(name) for name in (teacher, student)}
     xs, ws = np.polynomial.hermite_e.hermegauss(n_nodes)
     ws = ws / ws.sum()
     u, z = xs[:, None], xs[None, :]

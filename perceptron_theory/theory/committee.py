@@ -142,12 +142,12 @@ def spec(method: str, activation: str, hidden: int, teachers: int, *, teacher: s
     teacher = activation if teacher is None else check_choice("teacher", teacher, ACTIVATIONS)
     K = check_int("hidden", hidden, 1, MAX_UNITS)
     M = check_int("teachers", teachers, 1, MAX_UNITS)
-    T = np.eye(M) if T is None else _shaped("T", T, (M, M))
+    T = np.eye(M) if T is None else check_array("T", T, shape=(M, M))
     if not np.allclose(T, T.T, atol=1e-12) or np.linalg.eigvalsh(T).min() <= 0:
         raise ValueError(f"T must be a symmetric positive-definite {M}x{M} matrix; got "
                          f"eigenvalues {np.linalg.eigvalsh((T + T.T) / 2)}")
-    v = np.ones(K) if v is None else _shaped("v", v, (K,))
-    v_star = np.ones(M) if v_star is None else _shaped("v_star", v_star, (M,))
+    v = np.ones(K) if v is None else check_array("v", v, shape=(K,))
+    v_star = np.ones(M) if v_star is None else check_array("v_star", v_star, shape=(M,))
     return Spec(method, activation, teacher, K, M, np.array(T, float), np.array(v, float),
                 np.array(v_star, float), bool(train_second_layer))
 
@@ -396,11 +396,12 @@ def integrate(method: str, activation: str, *, hidden: int, teachers: int, lr: f
     rtol = check_real("rtol", rtol, 0.0, 1.0, lo_open=True)
     atol = check_real("atol", atol, 0.0, lo_open=True)
     blowup = check_real("blowup", blowup, 0.0, lo_open=True)
-    Q0 = _shaped("Q0", Q0, (sp.K, sp.K))
-    R0 = _shaped("R0", R0, (sp.K, sp.M))
+    Q0 = check_array("Q0", Q0, shape=(sp.K, sp.K))
+    R0 = check_array("R0", R0, shape=(sp.K, sp.M))
     _check_overlaps(sp, Q0, R0)
     if sp.normalized:
-        gamma0 = np.ones(sp.K) if gamma0 is None else _shaped("gamma0", gamma0, (sp.K,))
+        gamma0 = (np.ones(sp.K) if gamma0 is None
+                  else check_array("gamma0", gamma0, shape=(sp.K,)))
     elif gamma0 is not None:
         raise ValueError("gamma0 is only for the normalized methods ('wn-decay', 'wn')")
     f0 = rhs(sp, lr, zeta, noise)
@@ -460,13 +461,6 @@ def _check_overlaps(sp: Spec, Q0: np.ndarray, R0: np.ndarray) -> None:
         raise ValueError(f"the overlaps [[Q0, R0], [R0^T, T]] must be positive semi-definite "
                          f"(they are Gram matrices of weights); smallest eigenvalue {lo:.3g}")
 
-
-def _shaped(name: str, value, shape: tuple) -> np.ndarray:
-    """``value`` as a finite float array of shape ``shape`` (else ValueError)."""
-    a = check_array(name, value)
-    if a.shape != tuple(shape):
-        raise ValueError(f"{name} must have shape {tuple(shape)}; got {a.shape}")
-    return a
 
 
 def order_parameters_single(Q, R, T: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
@@ -573,11 +567,13 @@ def lr_max(method: str, activation: str, hidden: int, *, zeta: float = 0.0,
         dr = dR / L0 - R / L0 * dl[:, None] / L0
         return np.concatenate([drho[iu][off], dr.ravel(), dg])
 
-    def a(z):
-        return 2.0 * velocity(f1, z) - velocity(f2, z) / 2.0
+    def parts(z):
+        """``(a(z), b(z))`` from the velocities at rates 1 and 2 (f = eta a + eta^2 b)."""
+        v1, v2 = velocity(f1, z), velocity(f2, z)
+        return 2.0 * v1 - v2 / 2.0, (v2 - 2.0 * v1) / 2.0
 
-    def b(z):
-        return (velocity(f2, z) - 2.0 * velocity(f1, z)) / 2.0
+    def a(z):
+        return parts(z)[0]
 
     if sp.normalized:
         z0 = np.concatenate([np.zeros(int(off.sum())), np.eye(K).ravel(),
@@ -589,17 +585,14 @@ def lr_max(method: str, activation: str, hidden: int, *, zeta: float = 0.0,
         z0 = sol.x
     residual = float(np.linalg.norm(a(z0)))
 
-    def jac(fun):
-        J = np.empty((z0.size, z0.size))
-        for i in range(z0.size):
-            h = 1e-6 * max(1.0, abs(z0[i]))
-            zp, zm = z0.copy(), z0.copy()
-            zp[i] += h
-            zm[i] -= h
-            J[:, i] = (fun(zp) - fun(zm)) / (2 * h)
-        return J
-
-    A, B = jac(a), jac(b)
+    A, B = np.empty((z0.size, z0.size)), np.empty((z0.size, z0.size))
+    for i in range(z0.size):  # central differences of a and b together
+        h = 1e-6 * max(1.0, abs(z0[i]))
+        zp, zm = z0.copy(), z0.copy()
+        zp[i] += h
+        zm[i] -= h
+        (ap, bp), (am, bm) = parts(zp), parts(zm)
+        A[:, i], B[:, i] = (ap - am) / (2 * h), (bp - bm) / (2 * h)
 
     def growth(eta):
         return float(np.max(np.linalg.eigvals(A + eta * B).real))

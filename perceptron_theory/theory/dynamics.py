@@ -590,19 +590,8 @@ def sgd_branch(activation: str, lr, *, teacher: str | None = None, noise: float 
         ok = bool(sol.x[0] > 0 and np.max(np.abs(F(sol.x))) < 1e-9)
         return np.array([sol.x[0], abs(sol.x[1])]), ok
 
-    x, prev = np.array([q0, 1e-2]), float(grid[0]) / 2
     rows = []
-    for eta in grid:
-        target, step, ok = float(eta), float(eta) - prev, False
-        for _ in range(12):
-            y, ok = solve(min(prev + step, target), x)
-            if ok:
-                x, prev = y, min(prev + step, target)
-                if prev >= target:
-                    break
-            else:
-                step /= 2.0
-        ok = ok and prev >= target
+    for target, x, ok in _continuation(solve, grid, np.array([q0, 1e-2])):
         m = (_max_real_eig(jacobian("sgd", activation, target, 0.0, (x[0], np.cos(x[1])),
                                     **kw)) if ok else np.nan)
         rows.append((x[0], np.cos(x[1]), m, ok))
@@ -799,9 +788,21 @@ def quasi_static_branch(activation: str, zeta: float, eta_eff, L0: float = 1.0) 
         ok = bool(np.max(np.abs(F(sol.x))) < 1e-9 and sol.x[0] > 0)
         return sol.x, ok
 
-    rows, prev = [], float(grid[0]) / 2
+    rows = []
+    for target, x_t, ok in _continuation(solve, grid, x):
+        lr = target * L0**2 / g0
+        J = jacobian(method, activation, lr, zeta, (x_t[0], np.cos(x_t[1]), L0))[:2, :2]
+        rows.append((x_t[0], np.cos(x_t[1]), _max_real_eig(J) if ok else np.nan, ok))
+    g, R, m, ok = (np.array(c) for c in zip(*rows, strict=True))
+    return Branch(activation, zeta, L0, grid, g, R, m, ok.astype(bool))
+
+
+def _continuation(solve, grid, x):
+    """Adaptive continuation of a root along ``grid``, from ``grid[0] / 2``: step from the
+    last converged point to each target, halving the step on failure (at most 12 times).
+    ``solve(parameter, start) -> (root, ok)``; yields ``(target, root, reached)``."""
+    prev = float(grid[0]) / 2
     for ee in grid:
-        # adaptive continuation: halve the step from the last converged point on failure
         target, step, ok = float(ee), float(ee) - prev, False
         for _ in range(12):
             y, ok = solve(min(prev + step, target), x)
@@ -811,12 +812,7 @@ def quasi_static_branch(activation: str, zeta: float, eta_eff, L0: float = 1.0) 
                     break
             else:
                 step /= 2.0
-        ok = ok and prev >= target
-        lr = target * L0**2 / g0
-        J = jacobian(method, activation, lr, zeta, (x[0], np.cos(x[1]), L0))[:2, :2]
-        rows.append((x[0], np.cos(x[1]), _max_real_eig(J) if ok else np.nan, ok))
-    g, R, m, ok = (np.array(c) for c in zip(*rows, strict=True))
-    return Branch(activation, zeta, L0, grid, g, R, m, ok.astype(bool))
+        yield target, x, ok and prev >= target
 
 
 def _eta_max_exact(method: str, activation: str, zeta: float, g0: float, L0: float) -> float:
